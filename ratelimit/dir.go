@@ -1,0 +1,321 @@
+package ratelimit
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Dir is an open state directory. Every path inside it is opened relative
+// to its descriptor and without following symlinks, so nothing that appears
+// in it can redirect a write elsewhere.
+type Dir struct {
+	path string
+	fd   int
+}
+
+// OpenDir opens the state directory at path, creating its last component
+// (mode 0700) when missing. It refuses a path with a symlink in any
+// component, and a directory not owned by the effective user or writable by
+// group or others: whoever can write there could make the check log lies.
+func OpenDir(path string) (*Dir, error) {
+	if !filepath.IsAbs(path) {
+		return nil, fmt.Errorf("state dir %q: not an absolute path", path)
+	}
+	clean := filepath.Clean(path)
+	fd, err := unix.Open("/", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("state dir %s: %w", clean, err)
+	}
+	walked := ""
+	parts := strings.Split(strings.TrimPrefix(clean, "/"), "/")
+	for i, name := range parts {
+		if name == "" {
+			continue
+		}
+		walked += "/" + name
+		next, err := openDirAt(fd, name)
+		if errors.Is(err, unix.ENOENT) && i == len(parts)-1 {
+			if err = unix.Mkdirat(fd, name, 0o700); err == nil || errors.Is(err, unix.EEXIST) {
+				next, err = openDirAt(fd, name)
+			}
+		}
+		unix.Close(fd)
+		if err != nil {
+			if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) && isSymlinkPath(walked) {
+				return nil, fmt.Errorf("state dir %s: %s is a symlink, which is never followed", clean, walked)
+			}
+			return nil, fmt.Errorf("state dir %s: %s: %w", clean, walked, err)
+		}
+		fd = next
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("state dir %s: %w", clean, err)
+	}
+	if euid := os.Geteuid(); int(st.Uid) != euid {
+		unix.Close(fd)
+		return nil, fmt.Errorf("state dir %s: owned by uid %d, not %d", clean, st.Uid, euid)
+	}
+	if st.Mode&0o022 != 0 {
+		unix.Close(fd)
+		return nil, fmt.Errorf("state dir %s: writable by group or others (mode %04o)", clean, st.Mode&0o7777)
+	}
+	return &Dir{path: clean, fd: fd}, nil
+}
+
+func openDirAt(dirfd int, name string) (int, error) {
+	return unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+}
+
+func isSymlinkPath(p string) bool {
+	fi, err := os.Lstat(p)
+	return err == nil && fi.Mode()&os.ModeSymlink != 0
+}
+
+// Path is the directory's path, for messages.
+func (d *Dir) Path() string { return d.path }
+
+// Close releases the directory.
+func (d *Dir) Close() error { return unix.Close(d.fd) }
+
+// ErrLocked is returned by Begin when another run held the state past the
+// deadline.
+var ErrLocked = errors.New("state file locked by another run past the deadline")
+
+// Tx is one locked read-modify-write of a state file. Runs that overlap
+// (keepalived can start a run while the previous one is still going) take
+// turns: each sees the state the previous one saved.
+type Tx struct {
+	dir  *Dir
+	name string
+	fd   int
+	// Repaired says what Begin had to replace to get a usable file: a
+	// symlink, a hard link or a special file where the state belongs.
+	// The replaced thing itself is never written to or followed.
+	Repaired error
+	loaded   *State // the valid record read, for Save to rewrite in place
+}
+
+// Begin opens and locks the state file name, creating it empty when
+// missing, waiting for the lock until deadline at most.
+func (d *Dir) Begin(name string, deadline time.Time) (*Tx, error) {
+	if name == "" || strings.ContainsAny(name, "/\x00") || name[0] == '.' {
+		return nil, fmt.Errorf("invalid state file name %q", name)
+	}
+	t := &Tx{dir: d, name: name, fd: -1}
+	for pause := 100 * time.Microsecond; ; {
+		fd, err := d.open(t)
+		if err != nil {
+			return nil, err
+		}
+		locked, err := lockBy(fd, deadline, &pause)
+		if err != nil {
+			unix.Close(fd)
+			return nil, err
+		}
+		if !locked {
+			unix.Close(fd)
+			return nil, fmt.Errorf("%s: %w", filepath.Join(d.path, name), ErrLocked)
+		}
+		// The holder before us may have replaced the file (Save renames a
+		// new one into place): then the lock we hold is on a dead inode.
+		same, err := d.stillNamed(fd, name)
+		if err != nil {
+			unix.Close(fd)
+			return nil, err
+		}
+		if same {
+			t.fd = fd
+			return t, nil
+		}
+		unix.Close(fd)
+		if !time.Now().Before(deadline) {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(d.path, name), ErrLocked)
+		}
+	}
+}
+
+// open returns a descriptor of a regular, singly linked state file,
+// replacing whatever else is found at the name.
+func (d *Dir) open(t *Tx) (int, error) {
+	const flags = unix.O_RDWR | unix.O_CREAT | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
+	for tries := 0; ; tries++ {
+		fd, err := unix.Openat(d.fd, t.name, flags, 0o600)
+		what := ""
+		switch {
+		case errors.Is(err, unix.ELOOP):
+			what = "a symlink"
+		case errors.Is(err, unix.EISDIR):
+			return -1, fmt.Errorf("%s is a directory", filepath.Join(d.path, t.name))
+		case err != nil:
+			return -1, fmt.Errorf("%s: %w", filepath.Join(d.path, t.name), err)
+		default:
+			var st unix.Stat_t
+			if err := unix.Fstat(fd, &st); err != nil {
+				unix.Close(fd)
+				return -1, err
+			}
+			switch {
+			case st.Mode&unix.S_IFMT != unix.S_IFREG:
+				what = "not a regular file"
+			case st.Nlink != 1:
+				what = "a hard link"
+			default:
+				return fd, nil
+			}
+			unix.Close(fd)
+		}
+		if tries > 0 {
+			return -1, fmt.Errorf("%s is %s again", filepath.Join(d.path, t.name), what)
+		}
+		// Rename a fresh empty file over the name: rename replaces the
+		// directory entry itself and never touches a link's target.
+		if err := d.replace(t.name, nil); err != nil {
+			return -1, fmt.Errorf("%s was %s and could not be replaced: %w", filepath.Join(d.path, t.name), what, err)
+		}
+		t.Repaired = fmt.Errorf("%s was %s; replaced it with a fresh state file", filepath.Join(d.path, t.name), what)
+	}
+}
+
+// lockBy takes an exclusive flock on fd, polling until deadline. flock has
+// no timeout of its own, and a blocked flock could outlive keepalived's.
+func lockBy(fd int, deadline time.Time, pause *time.Duration) (bool, error) {
+	for {
+		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			return false, fmt.Errorf("locking state: %w", err)
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false, nil
+		}
+		time.Sleep(min(*pause, left))
+		*pause = min(*pause*2, 2*time.Millisecond)
+	}
+}
+
+func (d *Dir) stillNamed(fd int, name string) (bool, error) {
+	var held, named unix.Stat_t
+	if err := unix.Fstat(fd, &held); err != nil {
+		return false, err
+	}
+	err := unix.Fstatat(d.fd, name, &named, unix.AT_SYMLINK_NOFOLLOW)
+	if errors.Is(err, unix.ENOENT) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return held.Dev == named.Dev && held.Ino == named.Ino, nil
+}
+
+// Load reads the state. It returns nil and no error for an empty (new)
+// file, and nil and an error wrapping ErrCorrupt for anything unreadable:
+// the caller starts afresh either way.
+func (t *Tx) Load() (*State, error) {
+	buf := make([]byte, RecordLen+1)
+	n, err := unix.Pread(t.fd, buf, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading %s: %v", ErrCorrupt, t.name, err)
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	s, err := Decode(buf[:n])
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(t.dir.path, t.name), err)
+	}
+	t.loaded = &s
+	return &s, nil
+}
+
+// Save stores s. A state of the same class as the one loaded is rewritten
+// in place: same length, no fsync, no rename, so an unchanged state costs
+// one pwrite. A new class (or a new file) is written to a temporary file,
+// synced and renamed over the old one, so a crash leaves the old state or
+// the new, never a torn one.
+func (t *Tx) Save(s State) error {
+	rec, err := Encode(s)
+	if err != nil {
+		return err
+	}
+	if t.loaded != nil && t.loaded.Class == s.Class {
+		n, err := unix.Pwrite(t.fd, rec, 0)
+		if err == nil && n != len(rec) {
+			err = fmt.Errorf("short write (%d of %d bytes)", n, len(rec))
+		}
+		if err != nil {
+			return fmt.Errorf("saving %s: %w", filepath.Join(t.dir.path, t.name), err)
+		}
+		return nil
+	}
+	if err := t.dir.replace(t.name, rec); err != nil {
+		return fmt.Errorf("saving %s: %w", filepath.Join(t.dir.path, t.name), err)
+	}
+	return nil
+}
+
+// Close releases the lock.
+func (t *Tx) Close() error {
+	if t.fd < 0 {
+		return nil
+	}
+	err := unix.Close(t.fd)
+	t.fd = -1
+	return err
+}
+
+// replace atomically puts a file holding data at name: a temporary file in
+// the same directory, written, synced, then renamed; removed on failure.
+// The directory itself is not synced: the state is meant for tmpfs, and
+// after a crash an older state costs one repeated or missing line at most.
+func (d *Dir) replace(name string, data []byte) error {
+	tmp := "." + name + "." + strconv.Itoa(os.Getpid()) + ".tmp"
+	fd, err := unix.Openat(d.fd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if errors.Is(err, unix.EEXIST) {
+		// Left by a process with our PID that died before renaming.
+		unix.Unlinkat(d.fd, tmp, 0)
+		fd, err = unix.Openat(d.fd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	}
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			unix.Unlinkat(d.fd, tmp, 0)
+		}
+	}()
+	if len(data) > 0 {
+		n, err := unix.Write(fd, data)
+		if err == nil && n != len(data) {
+			err = fmt.Errorf("short write (%d of %d bytes)", n, len(data))
+		}
+		if err == nil {
+			err = unix.Fsync(fd)
+		}
+		if err != nil {
+			unix.Close(fd)
+			return err
+		}
+	}
+	if err := unix.Close(fd); err != nil {
+		return err
+	}
+	if err := unix.Renameat(d.fd, tmp, d.fd, name); err != nil {
+		return err
+	}
+	ok = true
+	return nil
+}
