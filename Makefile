@@ -5,8 +5,9 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.0.
 GO      ?= go
 LDFLAGS := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED = 0
+export PVC_REQUIRE_RSYSLOG
 
-.PHONY: build test unit fuzz e2e demo package package-test bench deps clean
+.PHONY: build test unit fuzz e2e demo package package-test bench deps clean FORCE
 
 build: bin/patroni-vip-check
 
@@ -15,13 +16,40 @@ bin/patroni-vip-check: FORCE
 
 FORCE:
 
-# unit: fast Go tests (httptest, raw listeners, CLI, state file, log sinks).
+# unit: the Go tests: httptest and raw listeners, the command run as
+# keepalived runs it, state files, log sinks (rsyslog when installed),
+# fuzz seeds.
 unit:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 
 # test: everything CI runs. Needs root (network namespaces, apt-get).
-test: deps unit e2e package-test
+test: deps
+	$(MAKE) unit PVC_REQUIRE_RSYSLOG=1
+
+# fuzz: each fuzz target for FUZZTIME; new findings land in testdata/fuzz.
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzJudge$$' -fuzztime $(FUZZTIME) ./check
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./ratelimit
+	$(GO) test -run '^$$' -fuzz '^FuzzParseArgs$$' -fuzztime $(FUZZTIME) .
 
 clean:
 	rm -rf bin dist e2e/out bench/out
+
+# deps: the Debian packages the end-to-end suite, the package tests and the
+# benchmarks use. Installed only when missing; no service is started by the
+# installation (a temporary policy-rc.d forbids it when none is present).
+APT_PACKAGES := patroni etcd-server etcd-client postgresql-15 keepalived iproute2 \
+	rsyslog lintian rpm rpmlint hyperfine vip-manager curl time util-linux
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		if [ "$$(id -u)" != 0 ]; then echo "deps: run as root to install:" $$missing >&2; exit 1; fi; \
+		tmp_policy=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+			printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 0755 /usr/sbin/policy-rc.d; tmp_policy=1; fi; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; rc=$$?; \
+		if [ -n "$$tmp_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc; \
+	fi
