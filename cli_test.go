@@ -511,3 +511,81 @@ func newPatroniOn(ln net.Listener, status int, role string) *fakePatroni {
 	q.Server.Start()
 	return q
 }
+
+func TestNoStateLogsEveryRun(t *testing.T) {
+	p := newPatroni(503, "replica")
+	defer p.Close()
+	c := newCmd(t)
+	for i := 0; i < 3; i++ {
+		x := exec.Command(c.bin, "--log", "syslog", "--log-socket", c.log.path, "--no-state", p.URL+"/primary")
+		if err := x.Run(); err == nil {
+			t.Fatal("exit 0 for a replica")
+		}
+	}
+	if lines := c.log.lines(); len(lines) != 3 {
+		t.Errorf("--no-state logged %d lines for 3 runs: %q", len(lines), lines)
+	}
+	if _, err := os.Stat(c.stateDir); err == nil {
+		t.Error("--no-state created a state directory")
+	}
+}
+
+// TestScriptUser runs the check as an unprivileged user, as keepalived's
+// script_user does, with the default state directory: it keeps its own
+// private directory and de-duplicates as root's does.
+func TestScriptUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to switch users")
+	}
+	const uid = 65534 // nobody
+	dir := fmt.Sprintf("/tmp/patroni-vip-check-%d", uid)
+	if _, err := os.Lstat(dir); err == nil {
+		t.Fatalf("%s exists already; remove it to run this test", dir)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	p := newPatroni(503, "replica")
+	defer p.Close()
+	c := newCmd(t)
+	// The command must be reachable by nobody: copy it out of the test's
+	// private temporary directories.
+	bin := filepath.Join(t.TempDir(), "patroni-vip-check")
+	copyFile(t, c.bin, bin, 0o755)
+	for _, p := range []string{bin, c.log.path} {
+		for d := filepath.Dir(p); d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+			os.Chmod(d, 0o755) // t.TempDir makes 0700 directories
+		}
+	}
+	os.Chmod(c.log.path, 0o777)
+	for i := 0; i < 10; i++ {
+		x := exec.Command(bin, "--log", "syslog", "--log-socket", c.log.path, p.URL+"/primary")
+		x.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+		var stderr bytes.Buffer
+		x.Stderr = &stderr
+		err := x.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Fatalf("run %d as nobody: %v %s", i, err, stderr.String())
+		}
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != uid || fi.Mode().Perm() != 0o700 {
+		t.Errorf("%s: uid %d mode %v, want %d and 0700", dir, st.Uid, fi.Mode(), uid)
+	}
+	if lines := c.log.lines(); len(lines) != 1 {
+		t.Errorf("10 runs as nobody logged %d lines: %q", len(lines), lines)
+	}
+}
+
+func copyFile(t *testing.T, from, to string, mode os.FileMode) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, mode); err != nil {
+		t.Fatal(err)
+	}
+}
