@@ -1,7 +1,8 @@
 # patroni-vip-check — build, test, package, measure.
 # Every target runs from a clean clone; `make test` is what CI runs.
 
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.0.0-dev)
+# One version for the binary and both packages, from git (packaging/version.sh).
+VERSION ?= $(shell packaging/version.sh)
 GO      ?= go
 LDFLAGS := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED = 0
@@ -26,6 +27,17 @@ unit:
 # test: everything CI runs. Needs root (network namespaces, apt-get).
 test: deps
 	$(MAKE) unit PVC_REQUIRE_RSYSLOG=1
+	$(MAKE) package-test
+
+# package: one .deb and one .rpm in dist/ (GOARCH=arm64 for arm64), built
+# by nfpm, pinned in tools/go.mod; the man page from packaging/*.1.md.
+package: build
+	packaging/build.sh bin/patroni-vip-check $(VERSION)
+
+# package-test: contents, lintian, rpmlint, a real install and removal,
+# and keepalived accepting the installed check (root, network namespace).
+package-test: package
+	packaging/test.sh
 
 # fuzz: each fuzz target for FUZZTIME; new findings land in testdata/fuzz.
 FUZZTIME ?= 30s
@@ -41,7 +53,7 @@ clean:
 # benchmarks use. Installed only when missing; no service is started by the
 # installation (a temporary policy-rc.d forbids it when none is present).
 APT_PACKAGES := patroni etcd-server etcd-client postgresql-15 keepalived iproute2 \
-	rsyslog lintian rpm rpmlint hyperfine vip-manager curl time util-linux
+	rsyslog lintian rpm rpmlint hyperfine vip-manager curl time util-linux systemd
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
