@@ -335,22 +335,11 @@ func (c *Checker) check(ctx context.Context, r *run) Result {
 // client builds a fresh client for one check. Nothing is pooled or reused:
 // the process makes one request and exits.
 func (c *Checker) client(r *run) *retryablehttp.Client {
+	// No proxy is ever taken from the environment (oneShot dials the URL's
+	// host itself): the check talks to the local node.
 	dialer := &net.Dialer{Timeout: c.opts.ConnectTimeout, KeepAlive: -1}
-	tr := &http.Transport{
-		Proxy:                  nil, // never from the environment: the check talks to the local node
-		DialContext:            dialer.DialContext,
-		DisableKeepAlives:      true,
-		DisableCompression:     true,
-		MaxResponseHeaderBytes: MaxBody,
-		TLSNextProto:           map[string]func(string, *tls.Conn) http.RoundTripper{}, // HTTP/1.1 only
-	}
-	if c.tls != nil {
-		tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return c.dialTLS(ctx, dialer, r, network, addr)
-		}
-	}
 	hc := &http.Client{
-		Transport: &recorder{next: tr, run: r},
+		Transport: &recorder{next: &oneShot{c: c, dialer: dialer, run: r}, run: r},
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse // a redirect is an answer, and a wrong one
 		},

@@ -156,6 +156,36 @@ func TestCheck(t *testing.T) {
 			})
 			return defaults("http://" + addr + "/primary")
 		}, 300 * time.Millisecond, outcome{Timeout, 200, "", 1}},
+		{"header that never ends", func(t *testing.T) Options {
+			addr, _ := rawPeer(t, func(n int, c net.Conn) {
+				readRequest(c)
+				io.WriteString(c, "HTTP/1.1 200 OK\r\n")
+				line := "X-Padding: " + strings.Repeat("a", 1000) + "\r\n"
+				for {
+					if _, err := io.WriteString(c, line); err != nil {
+						return
+					}
+				}
+			})
+			return defaults("http://" + addr + "/primary")
+		}, time.Second, outcome{BadResponse, 0, "", 1}},
+		{"100 Continue, then the answer", func(t *testing.T) Options {
+			addr, _ := rawPeer(t, func(n int, c net.Conn) {
+				readRequest(c)
+				fmt.Fprintf(c, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nConnection: close\r\n\r\n%s", patroniBody("running", "master", 4))
+				c.Close()
+			})
+			return defaults("http://" + addr + "/primary")
+		}, time.Second, outcome{Eligible, 200, "master", 1}},
+		{"chunked answer", func(t *testing.T) Options {
+			addr, _ := rawPeer(t, func(n int, c net.Conn) {
+				readRequest(c)
+				b := patroniBody("running", "master", 4)
+				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(b), b)
+				c.Close()
+			})
+			return defaults("http://" + addr + "/primary")
+		}, time.Second, outcome{Eligible, 200, "master", 1}},
 		{"speaks something that is not HTTP", func(t *testing.T) Options {
 			addr, _ := rawPeer(t, func(n int, c net.Conn) { readRequest(c); c.Write([]byte("SSH-2.0-OpenSSH_9.2\r\n")); c.Close() })
 			return defaults("http://" + addr + "/primary")
@@ -362,12 +392,8 @@ func TestNoProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := c.client(&run{}).HTTPClient.Transport.(*recorder).next.(*http.Transport)
-	if tr.Proxy != nil {
-		t.Error("transport has a proxy function")
-	}
-	if !tr.DisableKeepAlives {
-		t.Error("keep-alives are on")
+	if _, ok := c.client(&run{}).HTTPClient.Transport.(*recorder).next.(*oneShot); !ok {
+		t.Error("the transport is not oneShot, which dials the URL's host itself")
 	}
 	if res := c.Check(context.Background()); res.Class != Eligible {
 		t.Errorf("class %s (%v), want eligible", res.Class, res.Err)

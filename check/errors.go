@@ -60,6 +60,8 @@ func classifyTransport(err error) (Class, error) {
 		alert   tls.AlertError
 	)
 	switch {
+	case errors.Is(err, errHeaderTooLarge):
+		return BadResponse, err
 	case errors.As(err, &dnsErr):
 		return Unreachable, fmt.Errorf("looking up %s: %s", dnsErr.Name, dnsErr.Err)
 	case errors.As(err, &verify), errors.As(err, &unknown), errors.As(err, &name),
@@ -82,11 +84,11 @@ func classifyTransport(err error) (Class, error) {
 		return Unreachable, errors.New("connection closed without an answer")
 	case errors.Is(err, syscall.ECONNRESET):
 		return Unreachable, errors.New("connection reset without an answer")
-	case strings.Contains(err.Error(), "malformed HTTP"),
-		strings.Contains(err.Error(), "server response headers exceeded"):
+	case strings.Contains(err.Error(), "malformed HTTP"):
 		// net/http has no typed error for a peer that is not speaking HTTP.
 		return BadResponse, err
 	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		// http.Client replaces the tls.RecordHeaderError with this text.
 		return TLS, err
 	}
 	return Unreachable, err
