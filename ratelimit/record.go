@@ -3,7 +3,6 @@ package ratelimit
 import (
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"strconv"
 	"time"
 )
@@ -11,18 +10,19 @@ import (
 // A state file holds one fixed-length line, so that an unchanged state can
 // be rewritten in place:
 //
-//	pvc1 not-eligible     00001764072000000000000 ... 00000000000000000042 1a2b3c4d
+//	pvc1 not-eligible     01764064800000000000 01764068400000000000 00000000000000003599 fe8f0372
 //
 // magic, class (padded to 16), since and logged (Unix nanoseconds), the
-// count of suppressed results, and a CRC-32 of everything before it, which
-// catches a torn or hand-edited file.
+// count of suppressed results, and a checksum of everything before it
+// (32-bit FNV-1a, which needs no table to set up), which catches a torn or
+// hand-edited file.
 const (
 	magic       = "pvc1 "
 	classWidth  = 16
 	numWidth    = 20
-	crcWidth    = 8
-	RecordLen   = len(magic) + classWidth + 1 + 3*(numWidth+1) + crcWidth + 1
-	crcOffset   = RecordLen - crcWidth - 1
+	sumWidth    = 8
+	RecordLen   = len(magic) + classWidth + 1 + 3*(numWidth+1) + sumWidth + 1
+	sumOffset   = RecordLen - sumWidth - 1
 	maxClassLen = classWidth
 )
 
@@ -46,8 +46,8 @@ func Encode(s State) ([]byte, error) {
 		b = appendPadded(b, n)
 	}
 	b = append(b, ' ')
-	b = fmt.Appendf(b, "%08x\n", crc32.ChecksumIEEE(b))
-	return b, nil
+	b = appendHex32(b, checksum(b))
+	return append(b, '\n'), nil
 }
 
 // Decode parses a record written by Encode. Anything else is ErrCorrupt.
@@ -55,10 +55,11 @@ func Decode(b []byte) (State, error) {
 	if len(b) != RecordLen {
 		return State{}, fmt.Errorf("%w: %d bytes, want %d", ErrCorrupt, len(b), RecordLen)
 	}
-	if string(b[:len(magic)]) != magic || b[RecordLen-1] != '\n' || b[crcOffset-1] != ' ' {
+	if string(b[:len(magic)]) != magic || b[RecordLen-1] != '\n' || b[sumOffset-1] != ' ' {
 		return State{}, fmt.Errorf("%w: not a state record", ErrCorrupt)
 	}
-	if want := fmt.Sprintf("%08x", crc32.ChecksumIEEE(b[:crcOffset])); string(b[crcOffset:crcOffset+crcWidth]) != want {
+	var want [sumWidth]byte
+	if appendHex32(want[:0], checksum(b[:sumOffset])); string(b[sumOffset:sumOffset+sumWidth]) != string(want[:]) {
 		return State{}, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
 	}
 	class := b[len(magic) : len(magic)+classWidth]
@@ -95,6 +96,24 @@ func Decode(b []byte) (State, error) {
 	s.Logged = time.Unix(0, int64(nums[1]))
 	s.Suppressed = nums[2]
 	return s, nil
+}
+
+// checksum is 32-bit FNV-1a.
+func checksum(b []byte) uint32 {
+	h := uint32(2166136261)
+	for _, c := range b {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	return h
+}
+
+func appendHex32(b []byte, v uint32) []byte {
+	const digits = "0123456789abcdef"
+	for shift := 28; shift >= 0; shift -= 4 {
+		b = append(b, digits[v>>uint(shift)&0xf])
+	}
+	return b
 }
 
 func validClass(c string) bool {
