@@ -42,8 +42,18 @@ func OpenDir(path string) (*Dir, error) {
 		walked += "/" + name
 		next, err := openDirAt(fd, name)
 		if errors.Is(err, unix.ENOENT) && i == len(parts)-1 {
-			if err = unix.Mkdirat(fd, name, 0o700); err == nil || errors.Is(err, unix.EEXIST) {
+			created := false
+			if err = unix.Mkdirat(fd, name, 0o700); err == nil {
+				created = true
+			}
+			if err == nil || errors.Is(err, unix.EEXIST) {
 				next, err = openDirAt(fd, name)
+			}
+			// mkdir's mode passes through the umask, and keepalived runs
+			// scripts with umask 0177: a bare 0600 directory, which its
+			// owner cannot enter unless it is root.
+			if err == nil && created {
+				err = unix.Fchmod(next, 0o700)
 			}
 		}
 		unix.Close(fd)

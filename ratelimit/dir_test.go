@@ -272,3 +272,18 @@ func TestOverlappingRuns(t *testing.T) {
 		t.Errorf("final state %+v (%v), want eligible with 39 suppressed", s, err)
 	}
 }
+
+// TestOpenDirIgnoresUmask: keepalived runs scripts with umask 0177, which
+// would make a 0600 directory that a non-root owner cannot enter.
+func TestOpenDirIgnoresUmask(t *testing.T) {
+	old := syscall.Umask(0o177)
+	defer syscall.Umask(old)
+	_, path := openTemp(t)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		t.Errorf("created with umask 0177: mode %v, want drwx------", fi.Mode())
+	}
+}
