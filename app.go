@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -32,6 +33,12 @@ type app struct {
 	deadline      time.Time // the process is done by now (plus grace)
 	httpDeadline  time.Time // the request, retries included
 	stateDeadline time.Time // waiting for the state lock
+
+	// claimed is taken by the first of report and the watchdog: only one
+	// of them logs. reported or overrun is closed when that one is done.
+	claimed  atomic.Bool
+	reported chan struct{}
+	overrun  chan struct{}
 }
 
 // newApp prepares a run. quietStderr is for a caller that has already
@@ -56,12 +63,17 @@ func newApp(cfg config, start time.Time, stderr io.Writer, quietStderr bool) *ap
 		deadline:      start.Add(cfg.timeout),
 		httpDeadline:  start.Add(cfg.timeout - reserve),
 		stateDeadline: start.Add(cfg.timeout - reserve/2),
+		reported:      make(chan struct{}),
+		overrun:       make(chan struct{}),
 	}
-	a.log = zerolog.New(a.writer(quietStderr))
+	w, closer := a.writer(quietStderr, a.deadline)
+	a.log, a.closer = zerolog.New(w), closer
 	return a
 }
 
-func (a *app) writer(quietStderr bool) zerolog.LevelWriter {
+// writer opens no socket: the sinks connect at the first line, and give up
+// writing at deadline.
+func (a *app) writer(quietStderr bool, deadline time.Time) (zerolog.LevelWriter, io.Closer) {
 	socket := func(def string) string {
 		if a.cfg.logSocket != "" {
 			return a.cfg.logSocket
@@ -71,19 +83,17 @@ func (a *app) writer(quietStderr bool) zerolog.LevelWriter {
 	switch a.cfg.logTarget {
 	case "stderr":
 		if quietStderr {
-			return zerolog.MultiLevelWriter()
+			return zerolog.MultiLevelWriter(), nil
 		}
-		return sink.Stderr{W: a.stderr}
+		return sink.Stderr{W: a.stderr}, nil
 	case "none":
-		return zerolog.MultiLevelWriter() // writes nowhere
+		return zerolog.MultiLevelWriter(), nil // writes nowhere
 	case "journal":
-		j := &sink.Journal{Path: socket(sink.JournalSocket), Deadline: a.deadline}
-		a.closer = j
-		return sink.Fallback{W: j, Stderr: a.stderr}
+		j := &sink.Journal{Path: socket(sink.JournalSocket), Deadline: deadline}
+		return sink.Fallback{W: j, Stderr: a.stderr}, j
 	case "syslog":
-		s := &sink.Syslog{Path: socket(sink.SyslogSocket), Deadline: a.deadline}
-		a.closer = s
-		return sink.Fallback{W: s, Stderr: a.stderr}
+		s := &sink.Syslog{Path: socket(sink.SyslogSocket), Deadline: deadline}
+		return sink.Fallback{W: s, Stderr: a.stderr}, s
 	}
 	f, _ := a.stderr.(*os.File)
 	auto := &sink.Auto{
@@ -91,16 +101,25 @@ func (a *app) writer(quietStderr bool) zerolog.LevelWriter {
 		Stderr:      a.stderr,
 		JournalPath: sink.JournalSocket,
 		SyslogPath:  sink.SyslogSocket,
-		Deadline:    a.deadline,
+		Deadline:    deadline,
 		NoStderr:    quietStderr,
 	}
-	a.closer = auto
-	return auto
+	return auto, auto
 }
 
 // report records the result in the state file and logs what the policy
 // says is worth a line. The exit status never depends on any of it.
 func (a *app) report(c *check.Checker, res check.Result) {
+	if !a.claimed.CompareAndSwap(false, true) {
+		// The watchdog has it: let it write its line before returning,
+		// since returning exits the process.
+		select {
+		case <-a.overrun:
+		case <-time.After(100 * time.Millisecond):
+		}
+		return
+	}
+	defer close(a.reported)
 	ev := event{res: res, insecure: a.cfg.insecure}
 	if c != nil {
 		ev.url, ev.endpoint = c.URL(), c.Endpoint()
@@ -166,6 +185,43 @@ func (a *app) record(name string, ev event) {
 	}
 	a.emit(ev, d, problem)
 }
+
+// overran is the watchdog's last word when the run is past its deadline
+// and has not reported yet: the process was stalled (stopped, starved of
+// CPU) or something blocked. Its line gets the few milliseconds the sinks
+// give any late write, and it never touches the
+// state: the next run compares with what was last recorded.
+func (a *app) overran(start time.Time) {
+	if !a.claimed.CompareAndSwap(false, true) {
+		// report is under way. If the watchdog itself woke late, the
+		// process was stalled, not stuck: report has only just resumed,
+		// so let it finish (a first state is synced to disk). Otherwise
+		// report may be stuck in what the watchdog is here to end.
+		wait := minWrite
+		if late := time.Since(a.deadline.Add(grace)); late > 10*time.Millisecond {
+			wait = 100 * time.Millisecond
+		}
+		select {
+		case <-a.reported:
+		case <-time.After(wait):
+		}
+		return
+	}
+	w, closer := a.writer(false, time.Now()) // sinks give a write 5ms at least
+	log := zerolog.New(w)
+	late := time.Since(start) - a.cfg.timeout
+	log.WithLevel(zerolog.WarnLevel).Str("reason", string(check.Timeout)).Str("url", a.cfg.url).
+		Str("event", "overrun").Str("elapsed", fmtDur(time.Since(start))).
+		Msgf("timeout: %s: the run overran its %v deadline by %s (the process was stalled or blocked); exit 1",
+			a.cfg.url, a.cfg.timeout, fmtDur(late))
+	if closer != nil {
+		closer.Close()
+	}
+	close(a.overrun)
+}
+
+// minWrite is what the watchdog waits for a report under way.
+const minWrite = 5 * time.Millisecond
 
 func (a *app) close() {
 	if a.closer != nil {

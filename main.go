@@ -32,8 +32,9 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// grace is how long past the deadline the watchdog lets the process live.
-// keepalived's timeout should leave more than this.
+// grace is how long past the deadline the watchdog lets the process live;
+// its own last line may take 5ms more. keepalived's timeout should leave
+// more than this.
 const grace = 15 * time.Millisecond
 
 // run is the whole program: it returns the exit status, 0 or 1, and
@@ -70,7 +71,10 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	a := newApp(cfg, start, stderr, false)
 	// The last fence: whatever blocks (a stalled log socket, a stuck
 	// filesystem), the process is gone just after the deadline.
-	watchdog := time.AfterFunc(time.Until(a.deadline.Add(grace)), func() { os.Exit(1) })
+	watchdog := time.AfterFunc(time.Until(a.deadline.Add(grace)), func() {
+		a.overran(start)
+		os.Exit(1)
+	})
 	defer watchdog.Stop()
 
 	ctx, cancel := context.WithDeadline(context.Background(), a.httpDeadline)
