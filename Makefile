@@ -25,12 +25,25 @@ FORCE:
 # fuzz seeds.
 unit:
 	$(GO) vet ./...
+	$(GO) vet -tags e2e ./e2e/...
 	$(GO) test -count=1 ./...
 
 # test: everything CI runs. Needs root (network namespaces, apt-get).
 test: deps
 	$(MAKE) unit PVC_REQUIRE_RSYSLOG=1
+	$(MAKE) e2e
 	$(MAKE) package-test
+
+# e2e: a 3-node Patroni cluster (etcd, PostgreSQL 15) with keepalived in
+# network namespaces, the VIP moved by this check and the example
+# keepalived.conf: switchovers, stop, kill -9, a hung REST API, a node cut
+# off, quiet logs. Logs in e2e/out/. Root; a few minutes.
+e2e: build
+	PVC_BIN=$(CURDIR)/bin/patroni-vip-check $(GO) test -tags e2e -count=1 -v -timeout 20m ./e2e/
+
+# demo: the same cluster for a newcomer: one switchover, the VIP moving.
+demo: build
+	PVC_BIN=$(CURDIR)/bin/patroni-vip-check $(GO) run ./e2e/demo
 
 # package: one .deb and one .rpm in dist/ (GOARCH=arm64 for arm64), built
 # by nfpm, pinned in tools/go.mod; the man page from packaging/*.1.md.

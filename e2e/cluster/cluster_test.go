@@ -1,0 +1,154 @@
+package cluster
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// These tests need neither root nor namespaces: they run with `go test ./...`.
+
+func TestNodeKeepalivedConfSwapsOnlyNodeAddresses(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "packaging", "keepalived.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	example := string(b)
+	addrs := []string{NodeAddr(1), NodeAddr(2), NodeAddr(3)}
+	if got := NodeKeepalivedConf(example, addrs, 0); got != example {
+		t.Fatal("node 1's configuration must be the example itself")
+	}
+	for self := 1; self < 3; self++ {
+		conf := NodeKeepalivedConf(example, addrs, self)
+		own := addrs[self]
+		if want := `script "/usr/bin/patroni-vip-check http://` + own + `:8008/primary"`; !strings.Contains(conf, want) {
+			t.Errorf("node %d: no %s", self+1, want)
+		}
+		if !strings.Contains(conf, "unicast_src_ip "+own) {
+			t.Errorf("node %d: unicast_src_ip is not %s", self+1, own)
+		}
+		peers := between(conf, "unicast_peer {", "}")
+		for i, a := range addrs {
+			if in := strings.Contains(peers, a); in != (i != self) {
+				t.Errorf("node %d: peer %s listed=%v:\n%s", self+1, a, in, peers)
+			}
+		}
+		if !strings.Contains(conf, VIP+"/24 dev eth0 label eth0:1") {
+			t.Errorf("node %d: the VIP line changed", self+1)
+		}
+		// Only lines with a node address differ, and comments never.
+		el, cl := strings.Split(example, "\n"), strings.Split(conf, "\n")
+		if len(el) != len(cl) {
+			t.Fatalf("node %d: %d lines, example %d", self+1, len(cl), len(el))
+		}
+		for i := range el {
+			if el[i] != cl[i] && (!ipv4Re.MatchString(el[i]) || strings.HasPrefix(strings.TrimSpace(el[i]), "#")) {
+				t.Errorf("node %d line %d changed: %q → %q", self+1, i+1, el[i], cl[i])
+			}
+		}
+	}
+}
+
+func between(s, from, to string) string {
+	_, rest, _ := strings.Cut(s, from)
+	in, _, _ := strings.Cut(rest, to)
+	return in
+}
+
+func TestReplaceScript(t *testing.T) {
+	conf := "vrrp_script x {\n    script \"/usr/bin/patroni-vip-check http://a:8008/primary\"  # why\n    interval 1\n}\n"
+	got, err := ReplaceScript(conf, CurlCommand("198.51.100.12"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "vrrp_script x {\n    script \"/usr/bin/curl -X GET -I --fail http://198.51.100.12:8008/primary\"  # why\n    interval 1\n}\n"
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	if ScriptCommand(got) != CurlCommand("198.51.100.12") {
+		t.Errorf("ScriptCommand = %q", ScriptCommand(got))
+	}
+	if _, err := ReplaceScript("vrrp_instance x {}\n", "true"); err == nil {
+		t.Error("no script line: want an error")
+	}
+}
+
+func TestParseSyslog(t *testing.T) {
+	at := time.Now()
+	for _, c := range []struct {
+		raw, tag, msg string
+		pri, pid      int
+	}{
+		{"<30>Nov 25 16:41:11 patroni-vip-check[26540]: not primary: 503 from http://x/primary", "patroni-vip-check", "not primary: 503 from http://x/primary", 30, 26540},
+		{"<30>Nov  5 06:01:02 Keepalived_vrrp[24497]: (patroni_vip) Entering FAULT STATE", "Keepalived_vrrp", "(patroni_vip) Entering FAULT STATE", 30, 24497},
+		{"<13>Nov 25 16:41:11 root: hello", "root", "hello", 13, 0},
+		{"no header at all", "", "no header at all", -1, 0},
+	} {
+		l := parseSyslog(at, c.raw)
+		if l.Tag != c.tag || l.Message != c.msg || l.Priority != c.pri || l.PID != c.pid {
+			t.Errorf("%q: got tag %q msg %q pri %d pid %d", c.raw, l.Tag, l.Message, l.Priority, l.PID)
+		}
+	}
+}
+
+func TestCheckState(t *testing.T) {
+	for _, c := range []struct {
+		msg, state string
+		reminder   bool
+		eligible   bool
+	}{
+		{"primary: 200 from http://x/primary (role=master, timeline=2)", "primary", false, true},
+		{"not primary: 503 from http://x/primary (role=replica); was primary for 6s", "not primary", false, false},
+		{"timeout: http://x/primary: no answer within 734ms", "timeout", false, false},
+		{"still not primary since 2026-11-25T16:41:11Z (1h0m0s, 3599 checks not logged): 503 from http://x/primary", "not primary", true, false},
+	} {
+		st, rem := CheckState(LogLine{Message: c.msg})
+		if st != c.state || rem != c.reminder || CheckEligible(st) != c.eligible {
+			t.Errorf("%q: state %q reminder %v eligible %v", c.msg, st, rem, CheckEligible(st))
+		}
+	}
+}
+
+func TestAnalyze(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	up := []bool{true, true, true}
+	tl := Timeline{
+		{At: at(-0.5), Holders: []string{"n1"}, Leader: "n1", Roles: []string{"master", "replica", "replica"}, Reachable: up},
+		{At: at(0.0), Holders: []string{"n1"}, Leader: "n1", Roles: []string{"master", "replica", "replica"}, Reachable: up},
+		{At: at(1.0), Holders: nil, Leader: "n1", Roles: []string{"", "replica", "replica"}, Reachable: up},
+		{At: at(2.0), Holders: nil, Leader: "n2", Roles: []string{"", "master", "replica"}, Reachable: up},
+		{At: at(3.0), Holders: []string{"n2", "n3"}, Leader: "n2", Roles: []string{"", "master", "replica"}, Reachable: up},
+		{At: at(3.5), Holders: []string{"n2"}, Leader: "n2", Roles: []string{"replica", "master", "replica"}, Reachable: up},
+		{At: at(4.0), Holders: []string{"n2"}, Leader: "n2", Roles: []string{"replica", "master", "replica"}, Reachable: up},
+	}
+	m := tl.Analyze(t0, "n1")
+	sec := func(d time.Duration) float64 { return d.Seconds() }
+	if m.New != "n2" || !m.Settled {
+		t.Fatalf("new %q settled %v", m.New, m.Settled)
+	}
+	for name, c := range map[string][2]float64{
+		"to primary":     {sec(m.ToPrimary), 2},
+		"VIP gone":       {sec(m.ToVIPGone), 1},
+		"VIP on new":     {sec(m.ToVIPOnNew), 3},
+		"follow":         {sec(m.FollowDelay()), 1},
+		"no VIP":         {sec(m.NoVIP), 2},
+		"double":         {sec(m.Double), 0.5},
+		"on non-primary": {sec(m.OnNonPrimary), 0.5}, // n3, a replica, held it at 3.0
+	} {
+		if c[0] != c[1] {
+			t.Errorf("%s = %v, want %v", name, c[0], c[1])
+		}
+	}
+	// A holder that clients cannot reach does not count as a second holder.
+	cut := []bool{false, true, true}
+	tl2 := Timeline{
+		{At: at(0), Holders: []string{"n1", "n2"}, Leader: "n2", Roles: []string{"", "master", "replica"}, Reachable: cut},
+		{At: at(1), Holders: []string{"n1", "n2"}, Leader: "n2", Roles: []string{"", "master", "replica"}, Reachable: cut},
+	}
+	if m := tl2.Analyze(t0, "n1"); m.Double != 0 || !m.Settled || m.ToVIPGone != -1 {
+		t.Errorf("cut holder: double %v settled %v VIP gone %v", m.Double, m.Settled, m.ToVIPGone)
+	}
+}

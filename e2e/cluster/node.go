@@ -1,0 +1,383 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// CheckTag is the syslog tag of patroni-vip-check's lines.
+const CheckTag = "patroni-vip-check"
+
+// PatroniLogPath is the file receiving the node's Patroni and PostgreSQL output.
+func (n *Node) PatroniLogPath() string { return filepath.Join(n.c.logDir, n.Name+"-patroni.log") }
+
+// AgentLogPath is the file receiving the output of the node's keepalived or vip-manager.
+func (n *Node) AgentLogPath() string {
+	if n.c.opts.Mode == ModeVIPManager {
+		return filepath.Join(n.c.logDir, n.Name+"-vip-manager.log")
+	}
+	return filepath.Join(n.c.logDir, n.Name+"-keepalived.log")
+}
+
+// AgentLog returns what the node's keepalived (or vip-manager) has written so far.
+func (n *Node) AgentLog() (string, error) {
+	b, err := os.ReadFile(n.AgentLogPath())
+	return string(b), err
+}
+
+// StartPatroni starts the node's Patroni as postgres, in the node's namespace.
+func (n *Node) StartPatroni() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.patroni != nil && n.patroni.running() {
+		return fmt.Errorf("patroni on %s is already running", n.Name)
+	}
+	p, err := startProc("patroni "+n.Name, n.NS, n.PatroniLogPath(), []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
+		"setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups",
+		"env", "-i", "PATH=/usr/bin:/bin", "HOME="+n.pgDir, "LANG=C.UTF-8",
+		"patroni", filepath.Join(n.dir, "patroni.yml"))
+	if err != nil {
+		return err
+	}
+	n.patroni, n.paused = p, false
+	return nil
+}
+
+func (n *Node) patroniRunning() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.patroni != nil && n.patroni.running()
+}
+
+func (n *Node) patroniProc() (*proc, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.patroni == nil || !n.patroni.running() {
+		return nil, fmt.Errorf("patroni on %s is not running", n.Name)
+	}
+	return n.patroni, nil
+}
+
+// StopPatroni stops the node's Patroni gracefully (SIGTERM: Patroni shuts PostgreSQL
+// down and, on the primary, releases the leader key) and waits for it to exit.
+func (n *Node) StopPatroni(ctx context.Context) error {
+	p, err := n.patroniProc()
+	if err != nil {
+		return err
+	}
+	if err := p.signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	return p.wait(ctx, 60*time.Second)
+}
+
+// KillPatroni crashes the node's database stack: SIGKILL to Patroni and to the postmaster
+// (Patroni starts PostgreSQL in a session of its own, so it survives Patroni otherwise).
+// It returns once Patroni has exited and no postgres process is left in the node; the
+// backends end by themselves when they see the postmaster gone.
+func (n *Node) KillPatroni(ctx context.Context) error {
+	p, err := n.patroniProc()
+	if err != nil {
+		return err
+	}
+	postmaster, pmErr := n.postmasterPID()
+	if err := p.signal(syscall.SIGKILL); err != nil {
+		return err
+	}
+	if pmErr == nil {
+		_ = syscall.Kill(postmaster, syscall.SIGKILL)
+	}
+	if err := p.wait(ctx, 10*time.Second); err != nil {
+		return err
+	}
+	return waitFor(ctx, "postgres gone from "+n.Name, 15*time.Second, 50*time.Millisecond, func() (bool, string, error) {
+		left := n.postgresPIDs()
+		return len(left) == 0, fmt.Sprintf("postgres PIDs %v", left), nil
+	})
+}
+
+// Reinit rebuilds the member from the primary, as `patronictl reinit` would, but by hand
+// so that it also works when Patroni has lost track of a postmaster: Patroni and every
+// postgres process of the node are killed, the data directory is removed, and Patroni,
+// started again, takes a fresh base backup. Needed after Patroni 3.0.2 started PostgreSQL
+// twice while demoting a primary that had lost the DCS (patroni/patroni#3649): the
+// orphaned postmaster keeps the port and the data directory is unusable.
+func (n *Node) Reinit(ctx context.Context) error {
+	if p, err := n.patroniProc(); err == nil {
+		_ = p.signal(syscall.SIGKILL)
+		if err := p.wait(ctx, 10*time.Second); err != nil {
+			return err
+		}
+	}
+	for _, pid := range n.postgresPIDs() {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if err := waitFor(ctx, "postgres gone from "+n.Name, 15*time.Second, 50*time.Millisecond, func() (bool, string, error) {
+		left := n.postgresPIDs()
+		return len(left) == 0, fmt.Sprintf("postgres PIDs %v", left), nil
+	}); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(filepath.Join(n.pgDir, "data")); err != nil {
+		return err
+	}
+	return n.StartPatroni()
+}
+
+func (n *Node) postmasterPID() (int, error) {
+	b, err := os.ReadFile(filepath.Join(n.pgDir, "data", "postmaster.pid"))
+	if err != nil {
+		return 0, err
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	return strconv.Atoi(strings.TrimSpace(first))
+}
+
+// postgresPIDs lists the processes named postgres inside the node's namespace.
+func (n *Node) postgresPIDs() []int {
+	ino, err := netnsInode(n.NS)
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, pid := range pidsIn(map[uint64]bool{ino: true}) {
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err == nil && strings.TrimSpace(string(comm)) == "postgres" {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// PausePatroni freezes the node's Patroni (SIGSTOP): its REST API accepts connections
+// and never answers, while PostgreSQL goes on running.
+func (n *Node) PausePatroni() error {
+	p, err := n.patroniProc()
+	if err != nil {
+		return err
+	}
+	if err := p.signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.paused = true
+	n.mu.Unlock()
+	return nil
+}
+
+// ResumePatroni continues a paused Patroni (SIGCONT); a no-op otherwise.
+func (n *Node) ResumePatroni() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.paused {
+		return nil
+	}
+	n.paused = false
+	if n.patroni == nil || !n.patroni.running() {
+		return nil
+	}
+	return n.patroni.signal(syscall.SIGCONT)
+}
+
+// Cut takes the node off the network: its port on the switch goes down, so its eth0
+// loses the carrier and nothing it sends reaches anyone.
+func (n *Node) Cut(ctx context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := ipCmd(ctx, "-n", n.c.swNS, "link", "set", n.Name, "down"); err != nil {
+		return err
+	}
+	n.cut = true
+	return nil
+}
+
+// Reconnect undoes Cut; a no-op otherwise.
+func (n *Node) Reconnect(ctx context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.cut {
+		return nil
+	}
+	if err := ipCmd(ctx, "-n", n.c.swNS, "link", "set", n.Name, "up"); err != nil {
+		return err
+	}
+	n.cut = false
+	return nil
+}
+
+// IsCut reports whether the node is cut off (see Cut).
+func (n *Node) IsCut() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cut
+}
+
+// RunDir is the directory keepalived and its check see as /run.
+func (n *Node) RunDir() string { return filepath.Join(n.dir, "run") }
+
+// HoldsVIP reports whether the VIP is configured in the node's namespace right now.
+func (n *Node) HoldsVIP() (bool, error) {
+	ips, err := n.links.ipv4Addrs()
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", n.Name, err)
+	}
+	for _, ip := range ips {
+		if ip.String() == VIP {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Syslog returns the lines the node's /dev/log received with tag ("" for all) at or
+// after since.
+func (n *Node) Syslog(tag string, since time.Time) []LogLine {
+	if n.syslog == nil {
+		return nil
+	}
+	var out []LogLine
+	for _, l := range n.syslog.lines(tag) {
+		if !l.At.Before(since) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// CheckLog returns patroni-vip-check's syslog lines on this node at or after since.
+func (n *Node) CheckLog(since time.Time) []LogLine { return n.Syslog(CheckTag, since) }
+
+// CheckRun is the outcome of running the check by hand.
+type CheckRun struct {
+	Exit    int
+	Elapsed time.Duration
+	Output  string
+}
+
+// RunCheck runs the installed check by hand in the node's network namespace, as an
+// operator would to debug a node: `patroni-vip-check ARGS`. Pass --no-state (or a
+// --state-dir) so that the host's state directory is left alone.
+func (n *Node) RunCheck(ctx context.Context, args ...string) (CheckRun, error) {
+	bin := n.c.opts.CheckBinary
+	if bin == "" {
+		return CheckRun{}, errors.New("no check binary in this mode")
+	}
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.NS, bin}, args...)...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	t := time.Now()
+	err := cmd.Run()
+	r := CheckRun{Elapsed: time.Since(t), Output: out.String()}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		r.Exit = ee.ExitCode()
+	case err != nil:
+		return r, err
+	}
+	return r, nil
+}
+
+// startAgents starts keepalived or vip-manager on every node.
+func (c *Cluster) startAgents() error {
+	addrs := make([]string, len(c.nodes))
+	for i, n := range c.nodes {
+		addrs[i] = n.Addr
+	}
+	for i, n := range c.nodes {
+		if c.opts.Mode == ModeVIPManager {
+			if err := n.startVIPManager(); err != nil {
+				return err
+			}
+			continue
+		}
+		conf := NodeKeepalivedConf(c.opts.KeepalivedConf, addrs, i)
+		if c.opts.Mode == ModeCurl {
+			var err error
+			if conf, err = ReplaceScript(conf, CurlCommand(n.Addr)); err != nil {
+				return err
+			}
+		}
+		if c.opts.EditKeepalived != nil {
+			conf = c.opts.EditKeepalived(n.Index, conf)
+		}
+		c.keepConf = append(c.keepConf, conf)
+		if err := c.writeFile(filepath.Join(n.dir, "keepalived.conf"), conf); err != nil {
+			return err
+		}
+		if err := n.startKeepalived(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (n *Node) startKeepalived() error {
+	overlay := "-"
+	if n.c.opts.Mode == ModeCheck {
+		if err := copyFile(n.c.opts.CheckBinary, filepath.Join(n.dir, "bin", "patroni-vip-check"), 0o755); err != nil {
+			return err
+		}
+		overlay = "overlay"
+	}
+	file := func(name string) string { return filepath.Join(n.dir, name) }
+	p, err := startProc("keepalived "+n.Name, n.NS, n.AgentLogPath(), []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
+		"unshare", "--mount", "--propagation", "private",
+		"sh", "-c", mountWrapper, "sh", n.dir, overlay,
+		"keepalived", "--dont-fork", "--log-console", "--log-detail",
+		"-f", file("keepalived.conf"), "-p", file("keepalived.pid"), "-r", file("vrrp.pid"),
+		"-c", file("checkers.pid"), "-b", file("bfd.pid"))
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.agent = p
+	n.mu.Unlock()
+	return nil
+}
+
+func (n *Node) startVIPManager() error {
+	p, err := startProc("vip-manager "+n.Name, n.NS, n.AgentLogPath(), []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
+		"vip-manager", "--ip", VIP, "--netmask", "24", "--interface", "eth0",
+		"--trigger-key", "/service/"+Scope+"/leader", "--trigger-value", n.Name,
+		"--dcs-type", "etcd", "--dcs-endpoints", "http://"+SwitchAddr+":2379",
+		"--interval", strconv.FormatInt(n.c.opts.VIPManagerInterval.Milliseconds(), 10))
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.agent = p
+	n.mu.Unlock()
+	return nil
+}
+
+func copyFile(src, dst string, mode os.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Chmod(dst, mode) // the umask may have narrowed it
+}

@@ -1,0 +1,443 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Sample is the lab's state at one instant.
+type Sample struct {
+	At time.Time
+	// Holders are the nodes whose namespace has the VIP configured.
+	Holders []string
+	// Leader is the member holding the leader key in the DCS, "" if none, "?" if the DCS
+	// did not answer lately.
+	Leader string
+	// Roles, per node (n1 first), is what the node's PostgreSQL said last, if it said it
+	// within the last second: "master" out of recovery (Patroni 3's word for a primary),
+	// "replica" in recovery, "" when it did not answer.
+	Roles []string
+	// Reachable, per node: its switch port is up (see Node.Cut).
+	Reachable []bool
+}
+
+func (s Sample) role(name string) string {
+	if i := nodeIndex(name); i >= 0 && i < len(s.Roles) {
+		return s.Roles[i]
+	}
+	return ""
+}
+
+func (s Sample) holds(name string) bool { return slices.Contains(s.Holders, name) }
+
+// ReachableHolders are the holders a client on the switch can reach.
+func (s Sample) ReachableHolders() []string {
+	var out []string
+	for _, h := range s.Holders {
+		if i := nodeIndex(h); i >= 0 && i < len(s.Reachable) && s.Reachable[i] {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+func nodeIndex(name string) int {
+	var i int
+	if _, err := fmt.Sscanf(name, "n%d", &i); err != nil {
+		return -1
+	}
+	return i - 1
+}
+
+func (s Sample) describe() string {
+	var b strings.Builder
+	vip := strings.Join(s.Holders, "+")
+	if vip == "" {
+		vip = "-"
+	}
+	fmt.Fprintf(&b, "VIP %-8s leader %-3s", vip, orDash(s.Leader))
+	for i, r := range s.Roles {
+		cut := ""
+		if i < len(s.Reachable) && !s.Reachable[i] {
+			cut = "(cut)"
+		}
+		fmt.Fprintf(&b, "  n%d %s%s", i+1, orDash(r), cut)
+	}
+	return b.String()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// Timeline is a sequence of samples, oldest first.
+type Timeline []Sample
+
+// Format lists the samples where something changed, with times relative to origin.
+func (tl Timeline) Format(origin time.Time) string {
+	var b strings.Builder
+	prev := ""
+	for _, s := range tl {
+		d := s.describe()
+		if d != prev {
+			fmt.Fprintf(&b, "  %+7.2fs  %s\n", s.At.Sub(origin).Seconds(), d)
+			prev = d
+		}
+	}
+	return b.String()
+}
+
+// Movement is how the VIP followed the primary after a trigger. Durations are from the
+// trigger; -1 means it did not happen within the record.
+type Movement struct {
+	Scenario string
+	Trigger  time.Time
+	Old, New string // primary before the trigger, and at the end of the record
+	// ToPrimary: until New held the leader key and ran as master, to stay (after a
+	// trigger that ends with the same primary, since it has been primary again).
+	ToPrimary time.Duration
+	// ToVIPGone: until the VIP was first seen missing from Old.
+	ToVIPGone time.Duration
+	// ToVIPOnNew: until the VIP was on New to stay (every later sample has it there).
+	ToVIPOnNew time.Duration
+	// NoVIP: time with the VIP on no node a client can reach.
+	NoVIP time.Duration
+	// Double: time with the VIP on two or more nodes a client can reach.
+	Double time.Duration
+	// OnNonPrimary: time with the VIP on a reachable node whose Patroni reports another
+	// role than master.
+	OnNonPrimary time.Duration
+	Settled      bool // the record ended with the VIP on the primary alone
+	Timeline     Timeline
+}
+
+// FollowDelay is how long after Patroni had the new primary the VIP got there
+// (ToVIPOnNew − ToPrimary), or -1 if either did not happen.
+func (m Movement) FollowDelay() time.Duration {
+	if m.ToPrimary < 0 || m.ToVIPOnNew < 0 {
+		return -1
+	}
+	return m.ToVIPOnNew - m.ToPrimary
+}
+
+// Analyze measures a Movement from a timeline that covers the trigger and what followed.
+func (tl Timeline) Analyze(trigger time.Time, old string) Movement {
+	m := Movement{Trigger: trigger, Old: old, ToPrimary: -1, ToVIPGone: -1, ToVIPOnNew: -1, Timeline: tl}
+	if len(tl) == 0 {
+		return m
+	}
+	last := tl[len(tl)-1]
+	if last.Leader != "" && last.role(last.Leader) == "master" {
+		m.New = last.Leader
+		rh := last.ReachableHolders()
+		m.Settled = len(rh) == 1 && rh[0] == m.New
+	}
+	onNewFrom, primaryFrom := -1, -1
+	for i, s := range tl {
+		if s.At.Before(trigger) {
+			continue
+		}
+		dt := 100 * time.Millisecond
+		if i+1 < len(tl) {
+			dt = tl[i+1].At.Sub(s.At)
+		}
+		d := s.At.Sub(trigger)
+		if m.New != "" && s.Leader == m.New && s.role(m.New) == "master" {
+			if primaryFrom < 0 {
+				primaryFrom = i
+			}
+		} else {
+			primaryFrom = -1
+		}
+		if m.ToVIPGone < 0 && !s.holds(old) {
+			m.ToVIPGone = d
+		}
+		rh := s.ReachableHolders()
+		switch {
+		case len(rh) == 0:
+			m.NoVIP += dt
+		case len(rh) > 1:
+			m.Double += dt
+		}
+		for _, h := range rh {
+			if r := s.role(h); r != "" && r != "master" {
+				m.OnNonPrimary += dt
+				break
+			}
+		}
+		if m.New != "" && s.holds(m.New) {
+			if onNewFrom < 0 {
+				onNewFrom = i
+			}
+		} else {
+			onNewFrom = -1
+		}
+	}
+	since := func(i int) time.Duration {
+		if i < 0 {
+			return -1
+		}
+		return max(tl[i].At.Sub(trigger), 0)
+	}
+	m.ToPrimary, m.ToVIPOnNew = since(primaryFrom), since(onNewFrom)
+	return m
+}
+
+// Trigger is something done to the cluster whose effect on the VIP is measured.
+type Trigger struct {
+	Name string
+	// Fire acts on the cluster; primary is the primary before it.
+	Fire func(ctx context.Context, c *Cluster, primary *Node) error
+	// SamePrimaryOK: the trigger need not end with another primary.
+	SamePrimaryOK bool
+	// Timeout bounds the wait, after Fire returns, for the VIP to settle on a primary.
+	Timeout time.Duration
+}
+
+// Switchover is `patronictl switchover --force` to candidate ("" lets Patroni choose).
+func Switchover(candidate string) Trigger {
+	name := "switchover"
+	if candidate != "" {
+		name += " to " + candidate
+	}
+	return Trigger{Name: name, Timeout: 30 * time.Second,
+		Fire: func(ctx context.Context, c *Cluster, _ *Node) error { return c.Switchover(ctx, candidate) }}
+}
+
+// StopPrimary stops the primary's Patroni gracefully (SIGTERM).
+func StopPrimary() Trigger {
+	return Trigger{Name: "graceful stop", Timeout: 30 * time.Second,
+		Fire: func(ctx context.Context, c *Cluster, p *Node) error { return p.StopPatroni(ctx) }}
+}
+
+// KillPrimary SIGKILLs the primary's Patroni and its PostgreSQL; a new primary follows
+// once the leader key expires (ttl).
+func KillPrimary() Trigger {
+	return Trigger{Name: "kill -9", Timeout: 60 * time.Second,
+		Fire: func(ctx context.Context, c *Cluster, p *Node) error { return p.KillPatroni(ctx) }}
+}
+
+// PausePrimary freezes the primary's Patroni (SIGSTOP) for d, then continues it (SIGCONT).
+// Longer than the ttl, another node becomes primary meanwhile.
+func PausePrimary(d time.Duration) Trigger {
+	return Trigger{Name: fmt.Sprintf("REST hung %v", d), Timeout: 60 * time.Second, SamePrimaryOK: true,
+		Fire: func(ctx context.Context, c *Cluster, p *Node) error {
+			if err := p.PausePatroni(); err != nil {
+				return err
+			}
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+			}
+			return p.ResumePatroni()
+		}}
+}
+
+// CutPrimary takes the primary off the network (its switch port down); it stays cut
+// until Restore.
+func CutPrimary() Trigger {
+	return Trigger{Name: "cut off", Timeout: 60 * time.Second,
+		Fire: func(ctx context.Context, c *Cluster, p *Node) error { return p.Cut(ctx) }}
+}
+
+// settleFor is how long the VIP must stay on the primary alone for a trigger to be over.
+const settleFor = 2 * time.Second
+
+// Measure fires tr at the current primary and waits until the VIP has stayed on the
+// (new) primary alone for a while, then returns how it moved. A Movement is returned
+// even with an error, with what was recorded.
+func (c *Cluster) Measure(ctx context.Context, tr Trigger) (Movement, error) {
+	leader, err := c.Leader(ctx)
+	if err != nil {
+		return Movement{Scenario: tr.Name}, err
+	}
+	old := c.Node(leader)
+	if old == nil {
+		return Movement{Scenario: tr.Name}, fmt.Errorf("%s: no primary to start from", tr.Name)
+	}
+	t0 := time.Now()
+	fireErr := tr.Fire(ctx, c, old)
+	var settleErr error
+	if fireErr == nil {
+		settleErr = waitFor(ctx, tr.Name+": VIP settles on the primary", tr.Timeout, c.opts.PollInterval, func() (bool, string, error) {
+			tl := c.Timeline(time.Now().Add(-settleFor), time.Now())
+			if len(tl) == 0 || tl[0].At.Sub(t0) < 0 || time.Since(tl[0].At) < settleFor-2*c.opts.PollInterval {
+				return false, "recording", nil
+			}
+			for _, s := range tl {
+				rh := s.ReachableHolders()
+				if s.Leader == "" || s.Leader == "?" || s.role(s.Leader) != "master" ||
+					(s.Leader == old.Name && !tr.SamePrimaryOK) || len(rh) != 1 || rh[0] != s.Leader ||
+					s.Leader != tl[0].Leader {
+					return false, s.describe(), nil
+				}
+			}
+			return true, "", nil
+		})
+	}
+	m := c.Timeline(t0.Add(-time.Second), time.Now()).Analyze(t0, old.Name)
+	m.Scenario = tr.Name
+	if fireErr != nil {
+		return m, fmt.Errorf("%s: %w", tr.Name, fireErr)
+	}
+	return m, settleErr
+}
+
+// FormatMovements renders movements as a table, seconds from each trigger.
+func FormatMovements(ms []Movement) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-30s %-9s %10s %9s %10s %9s %7s %7s %11s\n",
+		"scenario", "primary", "to primary", "VIP gone", "VIP on new", "new-prim", "no VIP", "double", "non-primary")
+	sec := func(d time.Duration) string {
+		if d < 0 {
+			return "never"
+		}
+		return fmt.Sprintf("%.2f", d.Seconds())
+	}
+	for _, m := range ms {
+		fmt.Fprintf(&b, "%-30s %-9s %10s %9s %10s %9s %7s %7s %11s\n",
+			m.Scenario, m.Old+"→"+orDash(m.New), sec(m.ToPrimary), sec(m.ToVIPGone), sec(m.ToVIPOnNew),
+			sec(m.FollowDelay()), sec(m.NoVIP), sec(m.Double), sec(m.OnNonPrimary))
+	}
+	return b.String()
+}
+
+// poller samples the lab every PollInterval. PostgreSQL and the DCS are read by loops of
+// their own so that a stuck peer delays nothing; a sample takes their latest answers.
+type poller struct {
+	c       *Cluster
+	mu      sync.Mutex
+	samples []Sample
+	roles   []valueAt
+	leader  valueAt
+	stopc   chan struct{}
+	wg      sync.WaitGroup
+	started bool
+}
+
+type valueAt struct {
+	v  string
+	at time.Time
+}
+
+// staleAfter: an answer older than this is no answer (a stopped or unreachable peer).
+const staleAfter = time.Second
+
+func newPoller(c *Cluster) *poller {
+	return &poller{c: c, roles: make([]valueAt, len(c.nodes)), stopc: make(chan struct{})}
+}
+
+func (p *poller) start() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.started {
+		return
+	}
+	p.started = true
+	every := p.c.opts.PollInterval
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-p.stopc; cancel() }()
+	for i, n := range p.c.nodes {
+		pg := &pgConn{addr: n.Addr + ":5432", dial: dialIn(p.c.swNS)}
+		p.loop(ctx, every, func() {
+			rctx, cancel := context.WithTimeout(ctx, 4*every+100*time.Millisecond)
+			defer cancel()
+			if r := pg.role(rctx); r != "" {
+				p.mu.Lock()
+				p.roles[i] = valueAt{r, time.Now()}
+				p.mu.Unlock()
+			}
+		}, pg.close)
+	}
+	p.loop(ctx, every, func() {
+		rctx, cancel := context.WithTimeout(ctx, 4*every+100*time.Millisecond)
+		defer cancel()
+		l, err := p.c.Leader(rctx)
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		p.leader = valueAt{l, time.Now()}
+		p.mu.Unlock()
+	}, nil)
+	p.loop(ctx, every, p.sample, nil)
+}
+
+// loop runs fn now and then every period (never two at once) until ctx ends, then done.
+func (p *poller) loop(ctx context.Context, every time.Duration, fn, done func()) {
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		if done != nil {
+			defer done()
+		}
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			fn()
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+func (p *poller) sample() {
+	now := time.Now()
+	s := Sample{At: now, Roles: make([]string, len(p.c.nodes)), Reachable: make([]bool, len(p.c.nodes))}
+	for _, n := range p.c.nodes {
+		if ok, err := n.HoldsVIP(); err == nil && ok {
+			s.Holders = append(s.Holders, n.Name)
+		}
+	}
+	if up, err := p.c.swLinks.linksUp(); err == nil {
+		for i, n := range p.c.nodes {
+			s.Reachable[i] = up[n.Name]
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, r := range p.roles {
+		if now.Sub(r.at) < staleAfter {
+			s.Roles[i] = r.v
+		}
+	}
+	s.Leader = "?"
+	if now.Sub(p.leader.at) < staleAfter {
+		s.Leader = p.leader.v
+	}
+	p.samples = append(p.samples, s)
+}
+
+func (p *poller) stop() {
+	p.mu.Lock()
+	started := p.started
+	p.started = false
+	p.mu.Unlock()
+	if started {
+		close(p.stopc)
+		p.wg.Wait()
+	}
+}
+
+// Timeline returns the samples taken between from and to.
+func (c *Cluster) Timeline(from, to time.Time) Timeline {
+	c.poll.mu.Lock()
+	defer c.poll.mu.Unlock()
+	var tl Timeline
+	for _, s := range c.poll.samples {
+		if !s.At.Before(from) && !s.At.After(to) {
+			tl = append(tl, s)
+		}
+	}
+	return tl
+}

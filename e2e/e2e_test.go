@@ -1,0 +1,489 @@
+//go:build e2e
+
+// The end-to-end suite: a real Patroni cluster with keepalived running patroni-vip-check
+// from packaging/keepalived.conf, in network namespaces (see package cluster). It needs
+// root and the Debian packages of `make deps`; run it with `make e2e`.
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/patroni-vip-check/patroni-vip-check/e2e/cluster"
+)
+
+// Bounds the suite asserts. followBound: from Patroni's new primary running to the VIP on
+// it. keepalived's example settings (advert_int 1, priority 100) let a node whose check
+// has just passed wait for the master-down timer, 3 × advert_int + skew ≈ 3.6 s, after its
+// check's next run (interval 1 s); 8 s leaves room for a loaded two-core machine.
+const (
+	followBound  = 8 * time.Second
+	vipGoneBound = 4 * time.Second // from a hung REST API to the VIP gone: one check deadline and a run
+	pauseFor     = 15 * time.Second
+)
+
+// suite is the state shared by the scenarios, which run in order on one cluster.
+type suite struct {
+	c         *cluster.Cluster
+	example   string // packaging/keepalived.conf
+	script    string // its vrrp_script's name
+	movements []cluster.Movement
+	broken    string // the scenario after which the cluster could not be restored
+}
+
+func TestEndToEnd(t *testing.T) {
+	if err := cluster.Preflight(cluster.ModeCheck); err != nil {
+		t.Fatalf("end-to-end suite cannot run: %v", err)
+	}
+	ctx := context.Background()
+	root, err := cluster.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := cluster.CheckBinary(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	example, err := os.ReadFile(filepath.Join(root, "packaging", "keepalived.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^\s*vrrp_script\s+(\S+)`).FindStringSubmatch(string(example))
+	if m == nil {
+		t.Fatal("packaging/keepalived.conf has no vrrp_script")
+	}
+	logDir := filepath.Join(root, "e2e", "out", time.Now().UTC().Format("20060102T150405Z"))
+	t.Logf("check binary %s; logs in %s", bin, logDir)
+
+	t0 := time.Now()
+	c, err := cluster.Start(ctx, cluster.Options{CheckBinary: bin, LogDir: logDir, Logf: t.Logf})
+	if err != nil {
+		t.Fatalf("bring-up: %v", err)
+	}
+	t.Logf("bring-up took %.1fs", time.Since(t0).Seconds())
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("teardown: %v", err)
+		}
+	})
+	s := &suite{c: c, example: string(example), script: m[1]}
+
+	passed, failed := 0, 0
+	run := func(name string, fn func(t *testing.T)) {
+		start := time.Now()
+		if t.Run(name, fn) {
+			passed++
+		} else {
+			failed++
+		}
+		t.Logf("scenario %q took %.1fs", name, time.Since(start).Seconds())
+	}
+	run("start", s.start)
+	run("switchover", s.switchovers)
+	run("graceful stop", func(t *testing.T) { s.failover(t, cluster.StopPrimary()) })
+	run("kill -9", func(t *testing.T) { s.failover(t, cluster.KillPrimary()) })
+	run("REST API hung", s.hung)
+	run("cut off", s.cutOff)
+	run("quiet logs", s.quietLogs)
+	if err := c.Close(); err != nil {
+		t.Errorf("teardown: %v", err)
+	}
+	// The harness's other VIP movers, which the benchmarks compare, each on a cluster of
+	// its own: they must keep working.
+	run("baseline curl", func(t *testing.T) { s.baseline(t, cluster.ModeCurl, logDir) })
+	run("baseline vip-manager", func(t *testing.T) { s.baseline(t, cluster.ModeVIPManager, logDir) })
+
+	fmt.Printf("\nVIP movements, seconds from each trigger (new-prim: VIP on the new primary after Patroni had it):\n%s\n",
+		cluster.FormatMovements(s.movements))
+	fmt.Printf("%d passed, %d failed\n", passed, failed)
+}
+
+// start: keepalived accepted the check, the VIP is on the primary alone and carries traffic,
+// and each node's check logged exactly its first state.
+func (s *suite) start(t *testing.T) {
+	c := s.c
+	if got := c.KeepalivedConf(1); got != s.example {
+		t.Errorf("node 1 does not run packaging/keepalived.conf verbatim")
+	}
+	leader, err := c.Leader(context.Background())
+	if err != nil || leader != "n1" {
+		t.Fatalf("first primary is %q (%v), want n1: it bootstrapped alone", leader, err)
+	}
+	for _, n := range c.Nodes() {
+		log, err := n.AgentLog()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []string{"Unsafe permissions", "isabling track script", "SECURITY VIOLATION", "insecure"} {
+			if strings.Contains(log, bad) {
+				t.Errorf("%s: keepalived refused the check (%q in %s)", n.Name, bad, n.AgentLogPath())
+			}
+		}
+		// The script runs and its exit status reaches keepalived: 0 on the primary, 1 elsewhere.
+		want := fmt.Sprintf("VRRP_Script(%s) succeeded", s.script)
+		if n.Name != leader {
+			want = fmt.Sprintf("VRRP_Script(%s) failed (exited with status 1)", s.script)
+		}
+		if !strings.Contains(log, want) {
+			t.Errorf("%s: keepalived log lacks %q", n.Name, want)
+		}
+	}
+	s.assertVIPOnPrimary(t, leader)
+	if m := c.Timeline(time.Time{}, time.Now()).Analyze(time.Time{}, leader); m.Double > 0 || m.OnNonPrimary > 0 {
+		t.Errorf("since keepalived started: VIP on two nodes for %v, on a non-primary for %v", m.Double, m.OnNonPrimary)
+	}
+	for _, n := range c.Nodes() {
+		lines := n.CheckLog(time.Time{})
+		want := "not primary" // the example configuration asks /primary
+		if n.Name == leader {
+			want = "primary"
+		}
+		if len(lines) != 1 {
+			t.Errorf("%s: the check logged %d lines since start, want 1 (its first state):\n%s", n.Name, len(lines), joinLines(lines))
+			continue
+		}
+		if st, _ := cluster.CheckState(lines[0]); st != want {
+			t.Errorf("%s: first check line says %q, want %q: %s", n.Name, st, want, lines[0].Message)
+		}
+		// The check kept its state in its default directory, created 0700.
+		fi, err := os.Stat(filepath.Join(n.RunDir(), "patroni-vip-check"))
+		if err != nil {
+			t.Errorf("%s: state directory: %v", n.Name, err)
+		} else if fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: state directory mode %v, want 0700", n.Name, fi.Mode().Perm())
+		}
+	}
+}
+
+// switchovers: three switchovers visit every node; the VIP follows each, never on two.
+func (s *suite) switchovers(t *testing.T) {
+	for i := 0; i < 3; i++ {
+		leader, err := s.c.Leader(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		next := fmt.Sprintf("n%d", s.c.Node(leader).Index%3+1) // n1→n2→n3→n1
+		m := s.measure(t, cluster.Switchover(next))
+		if m.New != next {
+			t.Errorf("switchover to %s ended with primary %q", next, m.New)
+		}
+		s.assertMove(t, m)
+		s.restore(t)
+	}
+}
+
+// failover: the primary's Patroni goes away (tr); another node becomes primary and gets
+// the VIP within followBound of Patroni promoting it.
+func (s *suite) failover(t *testing.T, tr cluster.Trigger) {
+	m := s.measure(t, tr)
+	if m.New == m.Old {
+		t.Errorf("%s: %s is still primary", tr.Name, m.Old)
+	}
+	s.assertMove(t, m)
+	s.restore(t)
+}
+
+// hung: the primary's Patroni is frozen for longer than the ttl. The check must time out
+// by itself (keepalived never kills it, never skips runs), the VIP must leave the frozen
+// node at once and end on whichever node is primary.
+func (s *suite) hung(t *testing.T) {
+	c := s.c
+	var byHand cluster.CheckRun
+	var byHandErr error
+	tr := cluster.PausePrimary(pauseFor)
+	pause := tr.Fire
+	tr.Fire = func(ctx context.Context, c *cluster.Cluster, p *cluster.Node) error {
+		// Run the check by hand against the frozen API while it is frozen.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			time.Sleep(2 * time.Second)
+			byHand, byHandErr = p.RunCheck(ctx, "--no-state", "--log", "stderr", "http://"+p.Addr+":8008/primary")
+		}()
+		err := pause(ctx, c, p)
+		<-done
+		return err
+	}
+	m := s.measure(t, tr)
+	switch {
+	case byHandErr != nil:
+		t.Errorf("running the check by hand: %v", byHandErr)
+	case byHand.Exit != 1:
+		t.Errorf("check against a hung API exited %d, want 1: %s", byHand.Exit, byHand.Output)
+	case byHand.Elapsed > 800*time.Millisecond+150*time.Millisecond:
+		t.Errorf("check against a hung API took %v, want its --timeout 800ms (+ start-up): %s", byHand.Elapsed, byHand.Output)
+	case !strings.Contains(byHand.Output, "timeout"):
+		t.Errorf("check against a hung API does not say timeout: %s", byHand.Output)
+	default:
+		t.Logf("by hand against the hung API: exit %d after %v: %s", byHand.Exit, byHand.Elapsed.Round(time.Millisecond), strings.TrimSpace(byHand.Output))
+	}
+	if m.Double > 0 {
+		t.Errorf("VIP on two nodes for %v", m.Double)
+	}
+	if m.ToVIPGone < 0 || m.ToVIPGone > vipGoneBound {
+		t.Errorf("VIP left the hung node after %v, want ≤ %v", m.ToVIPGone, vipGoneBound)
+	}
+	if !m.Settled {
+		t.Errorf("the VIP did not end on the primary")
+	}
+	old := c.Node(m.Old)
+	kl := old.Syslog("Keepalived_vrrp", m.Trigger)
+	for _, l := range kl {
+		if strings.Contains(l.Message, "skipping run") || strings.Contains(l.Message, "timed out") || strings.Contains(l.Message, "timed_out") {
+			t.Errorf("%s keepalived: %s", old.Name, l.Message)
+		}
+	}
+	timeouts := 0
+	for _, l := range old.CheckLog(m.Trigger) {
+		if st, _ := cluster.CheckState(l); st == "timeout" {
+			timeouts++
+		}
+	}
+	if timeouts != 1 {
+		t.Errorf("%s: the check logged %d timeout lines while its API hung, want 1:\n%s", old.Name, timeouts, joinLines(old.CheckLog(m.Trigger)))
+	}
+	s.assertVIPOnPrimary(t, m.New)
+	s.assertLogs(t, m)
+	s.restore(t)
+}
+
+// cutOff: the primary loses the network. The VIP may stay on it (nobody can reach it), but
+// never on two nodes a client can reach, and it is on the new primary once there is one.
+func (s *suite) cutOff(t *testing.T) {
+	m := s.measure(t, cluster.CutPrimary())
+	if m.New == m.Old || m.New == "" {
+		t.Errorf("no new primary after cutting %s off (ends with %q)", m.Old, m.New)
+	}
+	s.assertMove(t, m)
+	s.restore(t)
+}
+
+// quietLogs: in a steady minute nobody logs anything: not the check (an unchanged state is
+// logged once), not keepalived (no flapping).
+func (s *suite) quietLogs(t *testing.T) {
+	s.requireHealthy(t)
+	from := time.Now()
+	time.Sleep(60 * time.Second)
+	leader, err := s.c.Leader(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range s.c.Nodes() {
+		if lines := n.CheckLog(from); len(lines) != 0 {
+			t.Errorf("%s: the check logged %d lines in 60 s of steady state, want 0:\n%s", n.Name, len(lines), joinLines(lines))
+		}
+		if lines := n.Syslog("Keepalived_vrrp", from); len(lines) != 0 {
+			t.Errorf("%s: keepalived logged %d lines in 60 s of steady state:\n%s", n.Name, len(lines), joinLines(lines))
+		}
+	}
+	s.assertVIPOnPrimary(t, leader)
+}
+
+// baseline: a cluster whose VIP is moved by mode follows a switchover, never on two nodes.
+func (s *suite) baseline(t *testing.T, mode cluster.Mode, logDir string) {
+	c, err := cluster.Start(context.Background(), cluster.Options{Mode: mode, LogDir: filepath.Join(logDir, string(mode)), Logf: t.Logf})
+	if err != nil {
+		t.Fatalf("bring-up: %v", err)
+	}
+	defer func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("teardown: %v", err)
+		}
+	}()
+	own := s.c
+	s.c = c
+	defer func() { s.c = own }()
+	m := s.measure(t, cluster.Switchover("n2"))
+	s.movements[len(s.movements)-1].Scenario = string(mode) + ": " + m.Scenario
+	if m.New != "n2" {
+		t.Errorf("switchover to n2 ended with primary %q", m.New)
+	}
+	if m.Double > 0 {
+		t.Errorf("VIP on two nodes for %v", m.Double)
+	}
+	if !m.Settled {
+		t.Errorf("the VIP did not settle on the new primary")
+	}
+	s.assertVIPOnPrimary(t, m.New)
+}
+
+// measure fires tr, records the movement for the final table and logs its timeline.
+func (s *suite) measure(t *testing.T, tr cluster.Trigger) cluster.Movement {
+	t.Helper()
+	s.requireHealthy(t)
+	if _, err := s.c.WaitHealthy(context.Background(), 90*time.Second); err != nil {
+		t.Fatalf("before %s: %v", tr.Name, err)
+	}
+	m, err := s.c.Measure(context.Background(), tr)
+	s.movements = append(s.movements, m)
+	t.Logf("%s: %s→%s  to primary %v, VIP gone %v, VIP on new %v, no VIP %v, double %v, on non-primary %v\n%s",
+		m.Scenario, m.Old, m.New, sec(m.ToPrimary), sec(m.ToVIPGone), sec(m.ToVIPOnNew), sec(m.NoVIP), sec(m.Double),
+		sec(m.OnNonPrimary), m.Timeline.Format(m.Trigger))
+	if err != nil {
+		t.Errorf("%v", err)
+	}
+	return m
+}
+
+// assertMove: a new primary, the VIP on it within followBound of Patroni promoting it, never
+// on two reachable nodes, traffic through the VIP reaching it, and logs that match.
+func (s *suite) assertMove(t *testing.T, m cluster.Movement) {
+	t.Helper()
+	if m.Double > 0 {
+		t.Errorf("%s: VIP on two reachable nodes for %v", m.Scenario, m.Double)
+	}
+	if !m.Settled || m.ToVIPOnNew < 0 {
+		t.Errorf("%s: the VIP did not settle on the new primary", m.Scenario)
+		return
+	}
+	if m.ToVIPGone < 0 {
+		t.Errorf("%s: the VIP never left %s", m.Scenario, m.Old)
+	}
+	if d := m.FollowDelay(); d < 0 || d > followBound {
+		t.Errorf("%s: VIP on the new primary %v after Patroni had it, want ≤ %v", m.Scenario, d, followBound)
+	}
+	s.assertVIPOnPrimary(t, m.New)
+	s.assertLogs(t, m)
+}
+
+// assertVIPOnPrimary: the VIP is on primary alone and a client on the switch that connects
+// to it reaches primary's PostgreSQL, out of recovery.
+func (s *suite) assertVIPOnPrimary(t *testing.T, primary string) {
+	t.Helper()
+	holders, err := s.c.VIPHolders()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reachable := holders[:0:0]
+	for _, h := range holders {
+		if !s.c.Node(h).IsCut() {
+			reachable = append(reachable, h)
+		}
+	}
+	if len(reachable) != 1 || reachable[0] != primary {
+		t.Errorf("VIP on %v, want on %s alone", holders, primary)
+	}
+	a, err := s.c.QueryVIP(context.Background())
+	if err != nil {
+		t.Errorf("client through the VIP: %v", err)
+		return
+	}
+	if a.Node != primary || a.InRecovery {
+		t.Errorf("client through the VIP reached %s (in recovery %v), want primary %s", a.Node, a.InRecovery, primary)
+	}
+}
+
+// assertLogs: in the movement's window each node's check logged each change of state once
+// (never the same state twice in a row), its changes of eligibility match keepalived's
+// succeeded/failed transitions one for one, and a node the move did not concern logged
+// nothing.
+func (s *suite) assertLogs(t *testing.T, m cluster.Movement) {
+	t.Helper()
+	for _, n := range s.c.Nodes() {
+		all := n.CheckLog(time.Time{})
+		var before []cluster.LogLine
+		var window []cluster.LogLine
+		for _, l := range all {
+			if l.At.Before(m.Trigger) {
+				before = append(before, l)
+			} else {
+				window = append(window, l)
+			}
+		}
+		if !involved(m, n.Name) && len(window) != 0 {
+			t.Errorf("%s: %s was not concerned but the check logged:\n%s", m.Scenario, n.Name, joinLines(window))
+		}
+		prev := ""
+		if len(before) > 0 {
+			prev, _ = cluster.CheckState(before[len(before)-1])
+		}
+		flips := 0
+		for _, l := range window {
+			st, reminder := cluster.CheckState(l)
+			if reminder {
+				continue
+			}
+			if st == prev {
+				t.Errorf("%s: %s logged %q twice in a row: %s", m.Scenario, n.Name, st, l.Message)
+			}
+			if cluster.CheckEligible(st) != cluster.CheckEligible(prev) {
+				flips++
+			}
+			prev = st
+		}
+		transitions := 0
+		for _, l := range n.Syslog("Keepalived_vrrp", m.Trigger) {
+			if strings.HasPrefix(l.Message, "VRRP_Script("+s.script+") succeeded") ||
+				strings.HasPrefix(l.Message, "VRRP_Script("+s.script+") failed") {
+				transitions++
+			}
+		}
+		if flips != transitions {
+			t.Errorf("%s: on %s the check logged %d changes of eligibility, keepalived saw %d:\ncheck:\n%skeepalived:\n%s",
+				m.Scenario, n.Name, flips, transitions, joinLines(window), joinLines(n.Syslog("Keepalived_vrrp", m.Trigger)))
+		}
+		if n.Name == m.New && n.Name != m.Old && (len(window) == 0 || !cluster.CheckEligible(prev)) {
+			t.Errorf("%s: the new primary %s's check did not log that it became primary:\n%s", m.Scenario, n.Name, joinLines(window))
+		}
+	}
+}
+
+// involved reports whether node took part in the movement: it was primary, held the
+// leader key or the VIP at some point after the trigger.
+func involved(m cluster.Movement, node string) bool {
+	if node == m.Old || node == m.New {
+		return true
+	}
+	for _, smp := range m.Timeline {
+		if smp.At.Before(m.Trigger) {
+			continue
+		}
+		if smp.Leader == node || slices.Contains(smp.Holders, node) {
+			return true
+		}
+	}
+	return false
+}
+
+// requireHealthy fails the scenario at once if an earlier one left the cluster broken.
+func (s *suite) requireHealthy(t *testing.T) {
+	t.Helper()
+	if s.broken != "" {
+		t.Fatalf("not run: the cluster could not be restored after %s", s.broken)
+	}
+}
+
+// restore brings the cluster back to three healthy members for the next scenario.
+func (s *suite) restore(t *testing.T) {
+	t.Helper()
+	before := len(s.c.Repairs)
+	if _, err := s.c.Restore(context.Background(), 150*time.Second); err != nil {
+		s.broken = t.Name()
+		t.Fatalf("restoring the cluster: %v", err)
+	}
+	for _, r := range s.c.Repairs[before:] {
+		t.Logf("Patroni did not rejoin by itself: %s", r)
+	}
+}
+
+func joinLines(ls []cluster.LogLine) string {
+	var b strings.Builder
+	for _, l := range ls {
+		b.WriteString("    " + l.String() + "\n")
+	}
+	return b.String()
+}
+
+func sec(d time.Duration) string {
+	if d < 0 {
+		return "never"
+	}
+	return fmt.Sprintf("%.2fs", d.Seconds())
+}
