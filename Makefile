@@ -62,6 +62,14 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./ratelimit
 	$(GO) test -run '^$$' -fuzz '^FuzzParseArgs$$' -fuzztime $(FUZZTIME) .
 
+# bench: per-run cost and deadline adherence side by side with curl, and the
+# VIP's movement with real Patroni and keepalived (curl, this check,
+# vip-manager). About 12 minutes, root. Results in bench/out/results.md;
+# BENCHMARKS.md says how to read them.
+bench: build deps
+	mkdir -p bench/out
+	$(GO) run ./bench -bin bin/patroni-vip-check -out bench/out/results.md cost deadline vip
+
 clean:
 	rm -rf bin dist e2e/out bench/out
 

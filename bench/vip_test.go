@@ -1,0 +1,52 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// The timing edits must change what they mean to and nothing else: a
+// regular expression that silently matches nothing would measure the
+// shipped configuration under another name.
+func TestTimingEdits(t *testing.T) {
+	b, err := os.ReadFile("../packaging/keepalived.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := string(b)
+	if c := settings(conf); !strings.Contains(c, "version 3") || !strings.Contains(c, "advert_int 0.05") || !strings.Contains(c, "\n    check_unicast_src\n") {
+		t.Fatal("the example configuration is not what these edits expect")
+	}
+	v2 := settings(vrrp2(1, conf))
+	for _, want := range []string{"advert_int 1\n", "auth_type PASS", "auth_pass pg-vip-1"} {
+		if !strings.Contains(v2, want) {
+			t.Errorf("vrrp2: no %q", want)
+		}
+	}
+	for _, gone := range []string{"version 3", "advert_int 0.05", "\n    check_unicast_src\n"} {
+		if strings.Contains(v2, gone) {
+			t.Errorf("vrrp2: %q is still there", gone)
+		}
+	}
+	v3 := settings(vrrp3("0.2")(1, vrrp2(1, conf)))
+	for _, want := range []string{"version 3\n    advert_int 0.2\n"} {
+		if !strings.Contains(v3, want) {
+			t.Errorf("vrrp3: no %q", want)
+		}
+	}
+	if strings.Contains(v3, "auth_type") {
+		t.Error("vrrp3: authentication left in a version 3 instance")
+	}
+}
+
+// settings is conf without its comments and blank lines.
+func settings(conf string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(conf, "\n") {
+		if t := strings.TrimSpace(line); t != "" && !strings.HasPrefix(t, "#") {
+			b.WriteString(line + "\n")
+		}
+	}
+	return b.String()
+}
