@@ -39,10 +39,12 @@ test: deps
 # keepalived.conf: switchovers, stop, kill -9, a hung REST API, a node cut
 # off, quiet logs. Logs in e2e/out/. Root; a few minutes.
 e2e: build
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) -s deps; fi
 	PVC_BIN=$(CURDIR)/bin/patroni-vip-check $(GO) test -tags e2e -count=1 -v -timeout 20m ./e2e/
 
 # demo: the same cluster for a newcomer: one switchover, the VIP moving.
 demo: build
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) -s deps; fi
 	PVC_BIN=$(CURDIR)/bin/patroni-vip-check $(GO) run ./e2e/demo
 
 # package: one .deb and one .rpm in dist/ (GOARCH=arm64 for arm64), built

@@ -235,9 +235,8 @@ type Attempt struct {
 	Err       error
 }
 
-// run is the state of one Check: the attempts so far and the clock. The
-// transport may report on an abandoned dial from its own goroutine after an
-// attempt ended, hence the lock.
+// run is the state of one Check: the attempts so far and the clock. Trace
+// hooks may be called from the net package's goroutines, hence the lock.
 type run struct {
 	start    time.Time
 	mu       sync.Mutex
