@@ -122,7 +122,7 @@ func (d *Dir) Begin(name string, deadline time.Time) (*Tx, error) {
 	}
 	t := &Tx{dir: d, name: name, fd: -1}
 	for pause := 100 * time.Microsecond; ; {
-		fd, err := d.open(t)
+		fd, held, err := d.open(t)
 		if err != nil {
 			return nil, err
 		}
@@ -137,7 +137,7 @@ func (d *Dir) Begin(name string, deadline time.Time) (*Tx, error) {
 		}
 		// The holder before us may have replaced the file (Save renames a
 		// new one into place): then the lock we hold is on a dead inode.
-		same, err := d.stillNamed(fd, name)
+		same, err := d.stillNamed(&held, name)
 		if err != nil {
 			unix.Close(fd)
 			return nil, err
@@ -153,46 +153,62 @@ func (d *Dir) Begin(name string, deadline time.Time) (*Tx, error) {
 	}
 }
 
-// open returns a descriptor of a regular, singly linked state file,
-// replacing whatever else is found at the name.
-func (d *Dir) open(t *Tx) (int, error) {
+// open returns a descriptor of a regular, singly linked state file and
+// its stat, replacing whatever else is found at the name.
+func (d *Dir) open(t *Tx) (int, unix.Stat_t, error) {
 	const flags = unix.O_RDWR | unix.O_CREAT | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
-	for tries := 0; ; tries++ {
+	var st unix.Stat_t
+	for repairs := 0; ; {
 		fd, err := unix.Openat(d.fd, t.name, flags, 0o600)
 		what := ""
 		switch {
 		case errors.Is(err, unix.ELOOP):
 			what = "a symlink"
 		case errors.Is(err, unix.EISDIR):
-			return -1, fmt.Errorf("%s is a directory", filepath.Join(d.path, t.name))
+			return -1, st, fmt.Errorf("%s is a directory", filepath.Join(d.path, t.name))
 		case err != nil:
-			return -1, fmt.Errorf("%s: %w", filepath.Join(d.path, t.name), err)
+			return -1, st, fmt.Errorf("%s: %w", filepath.Join(d.path, t.name), err)
 		default:
-			var st unix.Stat_t
 			if err := unix.Fstat(fd, &st); err != nil {
 				unix.Close(fd)
-				return -1, err
+				return -1, st, err
 			}
-			switch {
-			case st.Mode&unix.S_IFMT != unix.S_IFREG:
-				what = "not a regular file"
-			case st.Nlink != 1:
-				what = "a hard link"
-			default:
-				return fd, nil
+			if what = misfit(st.Mode, uint64(st.Nlink)); what == "" {
+				return fd, st, nil
 			}
 			unix.Close(fd)
+			if what == replacedMeanwhile {
+				continue // open the file now at the name
+			}
 		}
-		if tries > 0 {
-			return -1, fmt.Errorf("%s is %s again", filepath.Join(d.path, t.name), what)
+		if repairs++; repairs > 1 {
+			return -1, st, fmt.Errorf("%s is %s again", filepath.Join(d.path, t.name), what)
 		}
 		// Rename a fresh empty file over the name: rename replaces the
 		// directory entry itself and never touches a link's target.
 		if err := d.replace(t.name, nil); err != nil {
-			return -1, fmt.Errorf("%s was %s and could not be replaced: %w", filepath.Join(d.path, t.name), what, err)
+			return -1, st, fmt.Errorf("%s was %s and could not be replaced: %w", filepath.Join(d.path, t.name), what, err)
 		}
 		t.Repaired = fmt.Errorf("%s was %s; replaced it with a fresh state file", filepath.Join(d.path, t.name), what)
 	}
+}
+
+// replacedMeanwhile is misfit's word for a file unlinked since it was
+// opened: another run renamed a new state over it, which is no damage.
+const replacedMeanwhile = "replaced meanwhile"
+
+// misfit says what is wrong with the file at a state file's name, from its
+// mode and link count, "" if nothing is.
+func misfit(mode uint32, nlink uint64) string {
+	switch {
+	case mode&unix.S_IFMT != unix.S_IFREG:
+		return "not a regular file"
+	case nlink == 0:
+		return replacedMeanwhile
+	case nlink > 1:
+		return "a hard link"
+	}
+	return ""
 }
 
 // lockBy takes an exclusive flock on fd, polling until deadline. flock has
@@ -215,11 +231,10 @@ func lockBy(fd int, deadline time.Time, pause *time.Duration) (bool, error) {
 	}
 }
 
-func (d *Dir) stillNamed(fd int, name string) (bool, error) {
-	var held, named unix.Stat_t
-	if err := unix.Fstat(fd, &held); err != nil {
-		return false, err
-	}
+// stillNamed reports whether the file held (its stat) is still the one at
+// name.
+func (d *Dir) stillNamed(held *unix.Stat_t, name string) (bool, error) {
+	var named unix.Stat_t
 	err := unix.Fstatat(d.fd, name, &named, unix.AT_SYMLINK_NOFOLLOW)
 	if errors.Is(err, unix.ENOENT) {
 		return false, nil

@@ -287,3 +287,23 @@ func TestOpenDirIgnoresUmask(t *testing.T) {
 		t.Errorf("created with umask 0177: mode %v, want drwx------", fi.Mode())
 	}
 }
+
+// TestMisfit: a state file unlinked between open and fstat was replaced by
+// an overlapping run's rename; it must be opened again, not "repaired" by
+// renaming an empty file over the state that run just saved.
+func TestMisfit(t *testing.T) {
+	for _, tc := range []struct {
+		mode  uint32
+		nlink uint64
+		want  string
+	}{
+		{syscall.S_IFREG | 0o600, 1, ""},
+		{syscall.S_IFREG | 0o600, 0, replacedMeanwhile},
+		{syscall.S_IFREG | 0o600, 2, "a hard link"},
+		{syscall.S_IFIFO | 0o600, 1, "not a regular file"},
+	} {
+		if got := misfit(tc.mode, tc.nlink); got != tc.want {
+			t.Errorf("mode %o nlink %d: %q, want %q", tc.mode, tc.nlink, got, tc.want)
+		}
+	}
+}
