@@ -95,9 +95,11 @@ func (a *app) writer(quietStderr bool, deadline time.Time) (zerolog.LevelWriter,
 		s := &sink.Syslog{Path: socket(sink.SyslogSocket), Deadline: deadline}
 		return sink.Fallback{W: s, Stderr: a.stderr}, s
 	}
-	f, _ := a.stderr.(*os.File)
 	auto := &sink.Auto{
-		Terminal:    f != nil && isTerminal(int(f.Fd())),
+		Terminal: func() bool {
+			f, ok := a.stderr.(*os.File)
+			return ok && isTerminal(int(f.Fd()))
+		},
 		Stderr:      a.stderr,
 		JournalPath: sink.JournalSocket,
 		SyslogPath:  sink.SyslogSocket,

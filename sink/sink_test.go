@@ -227,7 +227,7 @@ func TestAutoPicks(t *testing.T) {
 	}
 	for _, tc := range cases {
 		var b bytes.Buffer
-		a := &Auto{Terminal: tc.terminal, Stderr: &b, JournalPath: tc.journalPath, SyslogPath: tc.syslogPath, Deadline: time.Now().Add(time.Second)}
+		a := &Auto{Terminal: func() bool { return tc.terminal }, Stderr: &b, JournalPath: tc.journalPath, SyslogPath: tc.syslogPath, Deadline: time.Now().Add(time.Second)}
 		log := zerolog.New(a)
 		log.Info().Msg("hello")
 		log.Info().Msg("again")
@@ -284,5 +284,22 @@ func TestFallbackToStderr(t *testing.T) {
 	out := b.String()
 	if !strings.Contains(out, "patroni-vip-check: warning: journal ") || !strings.HasSuffix(out, "patroni-vip-check: primary: 200\n") {
 		t.Errorf("stderr got %q", out)
+	}
+}
+
+// TestAutoLooksAtNothingBeforeTheFirstEvent: most runs log nothing, and
+// must not pay for finding out where they would have logged.
+func TestAutoLooksAtNothingBeforeTheFirstEvent(t *testing.T) {
+	calls := 0
+	var b bytes.Buffer
+	a := &Auto{Terminal: func() bool { calls++; return true }, Stderr: &b}
+	log := zerolog.New(a)
+	if calls != 0 {
+		t.Fatalf("Terminal called %d times before any event", calls)
+	}
+	log.Info().Msg("one")
+	log.Info().Msg("two")
+	if calls != 1 {
+		t.Errorf("Terminal called %d times for two events, want 1", calls)
 	}
 }

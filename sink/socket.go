@@ -165,9 +165,10 @@ func closeConn(c *net.UnixConn) error {
 // Auto picks the sink at the first event, as the design says: stderr when
 // it is a terminal, else the journal's socket if it is there, else
 // /dev/log, else stderr. A socket that is there but refuses the event
-// passes it to the next.
+// passes it to the next. Nothing is looked at before the first event, so a
+// run that logs nothing pays nothing.
 type Auto struct {
-	Terminal    bool // stderr is a terminal
+	Terminal    func() bool // whether stderr is a terminal
 	Stderr      io.Writer
 	JournalPath string
 	SyslogPath  string
@@ -176,7 +177,7 @@ type Auto struct {
 	// that have already said the same thing there.
 	NoStderr bool
 	chosen   zerolog.LevelWriter
-	closers  []io.Closer
+	closer   io.Closer
 }
 
 func (a *Auto) Write(p []byte) (int, error) { return a.WriteLevel(zerolog.NoLevel, p) }
@@ -186,7 +187,7 @@ func (a *Auto) WriteLevel(l zerolog.Level, p []byte) (int, error) {
 		return a.chosen.WriteLevel(l, p)
 	}
 	var errs []error
-	if !a.Terminal {
+	if a.Terminal == nil || !a.Terminal() {
 		j := &Journal{Path: a.JournalPath, Deadline: a.Deadline}
 		s := &Syslog{Path: a.SyslogPath, Deadline: a.Deadline}
 		for _, w := range []interface {
@@ -195,8 +196,7 @@ func (a *Auto) WriteLevel(l zerolog.Level, p []byte) (int, error) {
 		}{j, s} {
 			n, err := w.WriteLevel(l, p)
 			if err == nil {
-				a.chosen = w
-				a.closers = append(a.closers, w)
+				a.chosen, a.closer = w, w
 				return n, nil
 			}
 			w.Close()
@@ -216,11 +216,10 @@ func (a *Auto) WriteLevel(l zerolog.Level, p []byte) (int, error) {
 
 // Close closes the socket the sink chose, if any.
 func (a *Auto) Close() error {
-	var errs []error
-	for _, c := range a.closers {
-		errs = append(errs, c.Close())
+	if a.closer == nil {
+		return nil
 	}
-	return errors.Join(errs...)
+	return a.closer.Close()
 }
 
 // Fallback passes events to W and, when W fails, says why on Stderr and
@@ -234,10 +233,10 @@ type Fallback struct {
 func (f Fallback) Write(p []byte) (int, error) { return f.WriteLevel(zerolog.NoLevel, p) }
 
 func (f Fallback) WriteLevel(l zerolog.Level, p []byte) (int, error) {
-	if _, err := f.W.WriteLevel(l, p); err == nil {
+	_, err := f.W.WriteLevel(l, p)
+	if err == nil {
 		return len(p), nil
-	} else {
-		fmt.Fprintf(f.Stderr, "%s: warning: %v\n", Ident, err)
 	}
+	fmt.Fprintf(f.Stderr, "%s: warning: %v\n", Ident, err)
 	return Stderr{W: f.Stderr}.WriteLevel(l, p)
 }
