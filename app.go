@@ -137,11 +137,10 @@ func (a *app) reportBadArgs(args []string, err error) {
 	sum := sha256.Sum256([]byte(strings.Join(args, "\x00")))
 	name := "args-" + hex.EncodeToString(sum[:8]) + ".state"
 	a.record(name, event{
-		res:       check.Result{Class: check.Config, Err: fmt.Errorf("invalid command line: %w", err)},
-		url:       a.cfg.url,
-		endpoint:  check.EndpointFor(""),
-		badArgs:   strings.Join(args, " "),
-		noVerbose: true,
+		res:      check.Result{Class: check.Config, Err: fmt.Errorf("invalid command line: %w", err)},
+		url:      a.cfg.url,
+		endpoint: check.EndpointFor(""),
+		badArgs:  strings.Join(args, " "),
 	})
 }
 
@@ -151,22 +150,24 @@ func (a *app) record(name string, ev event) {
 	bad := ev.res.Class != check.Eligible
 	now := time.Now()
 	policy := ratelimit.Policy{Remind: a.cfg.remind}
-	if a.cfg.noState {
+	// Without usable state every result is logged, as a first one.
+	unrecorded := func(problem error) {
 		_, d := policy.Next(nil, class, bad, now)
-		a.emit(ev, d, nil)
+		a.emit(ev, d, problem)
+	}
+	if a.cfg.noState {
+		unrecorded(nil)
 		return
 	}
 	dir, err := ratelimit.OpenDir(a.cfg.stateDir)
 	if err != nil {
-		_, d := policy.Next(nil, class, bad, now)
-		a.emit(ev, d, fmt.Errorf("%w; logging every check until it is fixed", err))
+		unrecorded(fmt.Errorf("%w; logging every check until it is fixed", err))
 		return
 	}
 	defer dir.Close()
 	tx, err := dir.Begin(name, a.stateDeadline)
 	if err != nil {
-		_, d := policy.Next(nil, class, bad, now)
-		a.emit(ev, d, err)
+		unrecorded(err)
 		return
 	}
 	defer tx.Close()
@@ -179,7 +180,7 @@ func (a *app) record(name string, ev event) {
 	// would be logged again by the next run.
 	saveErr := tx.Save(next)
 	problem := errors.Join(tx.Repaired, loadErr, saveErr)
-	if a.cfg.verbose && !ev.noVerbose {
+	if a.cfg.verbose {
 		fmt.Fprintf(a.stderr, "patroni-vip-check: state: %s (%s)\n", d.Kind, filepath.Join(dir.Path(), name))
 	}
 	if d.Kind == ratelimit.Quiet && problem == nil {

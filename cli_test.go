@@ -317,21 +317,16 @@ func TestStateCannotMakeTheCheckWrong(t *testing.T) {
 // TestSIGTERM: keepalived's timeout kill ends a hung request at once,
 // with exit status 1, and the interruption is logged.
 func TestSIGTERM(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go hangOn(ln)
+	hung := hungPeer(t)
 	c := newCmd(t)
-	x := c.command("--timeout", "10s", "http://"+ln.Addr().String()+"/primary")
+	x := c.command("--timeout", "10s", hung)
 	if err := x.Start(); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond)
 	sent := time.Now()
 	x.Process.Signal(syscall.SIGTERM)
-	err = x.Wait()
+	err := x.Wait()
 	took := time.Since(sent)
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || !ee.Exited() || ee.ExitCode() != 1 {
@@ -350,15 +345,10 @@ func TestSIGTERM(t *testing.T) {
 // machine too loaded to schedule it) exits 1 at once when it can run
 // again, and still says why, once.
 func TestStalledRunLogs(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go hangOn(ln)
+	hung := hungPeer(t)
 	for i := 0; i < 5; i++ {
 		c := newCmd(t)
-		x := c.command("--timeout", "300ms", "http://"+ln.Addr().String()+"/primary")
+		x := c.command("--timeout", "300ms", hung)
 		if err := x.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -385,12 +375,7 @@ func TestStalledRunLogs(t *testing.T) {
 // TestProcessDeadline: the whole process, start-up and exit included, is
 // gone shortly after --timeout, whatever the peer does.
 func TestProcessDeadline(t *testing.T) {
-	hung, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hung.Close()
-	go hangOn(hung)
+	hung := hungPeer(t)
 	drip, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -416,7 +401,7 @@ func TestProcessDeadline(t *testing.T) {
 	}()
 	c := newCmd(t)
 	for _, tc := range []struct{ name, url string }{
-		{"accepts and never answers", "http://" + hung.Addr().String() + "/primary"},
+		{"accepts and never answers", hung},
 		{"drips headers", "http://" + drip.Addr().String() + "/primary"},
 	} {
 		start := time.Now()
@@ -626,4 +611,17 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 	if err := os.WriteFile(to, b, mode); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// hungPeer is the URL of a peer that accepts connections and never
+// answers, until the test ends.
+func hungPeer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go hangOn(ln)
+	return "http://" + ln.Addr().String() + "/primary"
 }

@@ -14,12 +14,11 @@ import (
 
 // event is one result with what a log line about it needs.
 type event struct {
-	res       check.Result
-	url       string
-	endpoint  check.Endpoint
-	insecure  bool
-	badArgs   string // the command line, when it did not parse
-	noVerbose bool
+	res      check.Result
+	url      string
+	endpoint check.Endpoint
+	insecure bool
+	badArgs  string // the command line, when it did not parse
 }
 
 // emit writes one line: the result, how it relates to the previous state

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -91,21 +92,21 @@ func parseArgs(args []string) (config, error) {
 	fs := flag.NewFlagSet("patroni-vip-check", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	fs.Var(duration{&c.timeout}, "timeout", "")
-	fs.Var(duration{&c.connectTimeout}, "connect-timeout", "")
-	fs.Var(count{&c.retries}, "retries", "")
+	fs.Func("timeout", "", duration(&c.timeout))
+	fs.Func("connect-timeout", "", duration(&c.connectTimeout))
+	fs.Func("retries", "", count(&c.retries))
 	fs.BoolVar(&c.statusOnly, "status-only", false, "")
-	fs.Var(path{&c.cacert}, "cacert", "")
-	fs.Var(path{&c.cert}, "cert", "")
-	fs.Var(path{&c.key}, "key", "")
-	fs.Var(word{&c.servername}, "servername", "")
+	fs.Func("cacert", "", path(&c.cacert))
+	fs.Func("cert", "", path(&c.cert))
+	fs.Func("key", "", path(&c.key))
+	fs.Func("servername", "", word(&c.servername))
 	fs.BoolVar(&c.insecure, "insecure", false, "")
-	fs.Var(word{&c.user}, "user", "")
-	fs.Var(path{&c.passwordFile}, "password-file", "")
-	fs.Var(path{&c.stateDir}, "state-dir", "")
-	fs.Var(duration{&c.remind}, "remind", "")
-	fs.Var(oneOf{&c.logTarget, []string{"auto", "journal", "syslog", "stderr", "none"}}, "log", "")
-	fs.Var(path{&c.logSocket}, "log-socket", "")
+	fs.Func("user", "", word(&c.user))
+	fs.Func("password-file", "", path(&c.passwordFile))
+	fs.Func("state-dir", "", path(&c.stateDir))
+	fs.Func("remind", "", duration(&c.remind))
+	fs.Func("log", "", oneOf(&c.logTarget, logTargets...))
+	fs.Func("log-socket", "", path(&c.logSocket))
 	fs.BoolVar(&c.verbose, "v", false, "")
 	fs.BoolVar(&c.verbose, "verbose", false, "")
 	fs.BoolVar(&c.noState, "no-state", false, "")
@@ -179,13 +180,13 @@ func salvage(args []string) config {
 		}
 		switch name {
 		case "log":
-			oneOf{&c.logTarget, []string{"auto", "journal", "syslog", "stderr", "none"}}.Set(value)
+			oneOf(&c.logTarget, logTargets...)(value)
 		case "log-socket":
-			path{&c.logSocket}.Set(value)
+			path(&c.logSocket)(value)
 		case "state-dir":
-			path{&c.stateDir}.Set(value)
+			path(&c.stateDir)(value)
 		case "remind":
-			duration{&c.remind}.Set(value)
+			duration(&c.remind)(value)
 		case "no-state":
 			c.noState = !hasValue || value == "true" || value == "1"
 		}
@@ -244,109 +245,72 @@ func display(name string) string {
 	return name
 }
 
-// Flag value types, each with an error that says what was expected.
+// Flag values: each setter stores a checked value, or says what was
+// expected.
 
-type duration struct{ p *time.Duration }
+var logTargets = []string{"auto", "journal", "syslog", "stderr", "none"}
 
-func (d duration) String() string {
-	if d.p == nil {
-		return ""
-	}
-	return d.p.String()
-}
-
-func (d duration) Set(s string) error {
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return errors.New("not a duration (like 800ms, 1s or 1h)")
-	}
-	if v < 0 {
-		return errors.New("negative duration")
-	}
-	*d.p = v
-	return nil
-}
-
-type count struct{ p *int }
-
-func (c count) String() string {
-	if c.p == nil {
-		return ""
-	}
-	return strconv.Itoa(*c.p)
-}
-
-func (c count) Set(s string) error {
-	v, err := strconv.Atoi(s)
-	if err != nil || v < 0 || v > 10 {
-		return errors.New("not a count from 0 to 10")
-	}
-	*c.p = v
-	return nil
-}
-
-type path struct{ p *string }
-
-func (p path) String() string {
-	if p.p == nil {
-		return ""
-	}
-	return *p.p
-}
-
-func (p path) Set(s string) error {
-	if s == "" {
-		return errors.New("empty path")
-	}
-	if strings.ContainsRune(s, 0) {
-		return errors.New("path holds a NUL byte")
-	}
-	*p.p = s
-	return nil
-}
-
-type word struct{ p *string }
-
-func (w word) String() string {
-	if w.p == nil {
-		return ""
-	}
-	return *w.p
-}
-
-func (w word) Set(s string) error {
-	if s == "" {
-		return errors.New("empty value")
-	}
-	for _, r := range s {
-		if r < ' ' || r == 0x7f {
-			return errors.New("control character in value")
+func duration(p *time.Duration) func(string) error {
+	return func(s string) error {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return errors.New("not a duration (like 800ms, 1s or 1h)")
 		}
-	}
-	*w.p = s
-	return nil
-}
-
-type oneOf struct {
-	p    *string
-	opts []string
-}
-
-func (o oneOf) String() string {
-	if o.p == nil {
-		return ""
-	}
-	return *o.p
-}
-
-func (o oneOf) Set(s string) error {
-	for _, v := range o.opts {
-		if s == v {
-			*o.p = s
-			return nil
+		if v < 0 {
+			return errors.New("negative duration")
 		}
+		*p = v
+		return nil
 	}
-	return fmt.Errorf("want one of %s", strings.Join(o.opts, ", "))
+}
+
+func count(p *int) func(string) error {
+	return func(s string) error {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 0 || v > 10 {
+			return errors.New("not a count from 0 to 10")
+		}
+		*p = v
+		return nil
+	}
+}
+
+func path(p *string) func(string) error {
+	return func(s string) error {
+		if s == "" {
+			return errors.New("empty path")
+		}
+		if strings.ContainsRune(s, 0) {
+			return errors.New("path holds a NUL byte")
+		}
+		*p = s
+		return nil
+	}
+}
+
+func word(p *string) func(string) error {
+	return func(s string) error {
+		if s == "" {
+			return errors.New("empty value")
+		}
+		for _, r := range s {
+			if r < ' ' || r == 0x7f {
+				return errors.New("control character in value")
+			}
+		}
+		*p = s
+		return nil
+	}
+}
+
+func oneOf(p *string, opts ...string) func(string) error {
+	return func(s string) error {
+		if !slices.Contains(opts, s) {
+			return fmt.Errorf("want one of %s", strings.Join(opts, ", "))
+		}
+		*p = s
+		return nil
+	}
 }
 
 // defaultStateDir is root's /run/patroni-vip-check, or, for keepalived's
