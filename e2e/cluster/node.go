@@ -131,6 +131,17 @@ func (n *Node) Reinit(ctx context.Context) error {
 	if err := os.RemoveAll(filepath.Join(n.pgDir, "data")); err != nil {
 		return err
 	}
+	// The killed postmaster's socket and lock file stay behind. PostgreSQL
+	// takes the lock file as stale only if its PID is gone, and a killed
+	// postmaster not yet reaped still has one: the rebuilt member then
+	// refuses to start ("lock file ... already exists"), Patroni runs crash
+	// recovery on the fresh copy, and it never streams (seen in a CI run).
+	stale, _ := filepath.Glob(filepath.Join(n.pgDir, "sock", ".s.PGSQL.*"))
+	for _, f := range stale {
+		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+	}
 	return n.StartPatroni()
 }
 
