@@ -1,9 +1,11 @@
 package check
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -22,47 +24,88 @@ type Patroni struct {
 	Scope    string
 }
 
-// body mirrors the JSON. Numbers are json.Number so that a field of an
-// unexpected numeric form never makes an otherwise good answer unreadable.
-type body struct {
-	State    *string     `json:"state"`
-	Role     *string     `json:"role"`
-	Timeline json.Number `json:"timeline"`
-	Pause    bool        `json:"pause"`
-	Failsafe bool        `json:"failsafe_mode_is_active"`
-	Unlocked bool        `json:"cluster_unlocked"`
-	Patroni  struct {
-		Version string `json:"version"`
-		Scope   string `json:"scope"`
-	} `json:"patroni"`
-}
-
 // ParseBody reads a Patroni health answer. It fails unless the body is one
 // JSON object with a string "state"; "role" may be absent only where the
 // endpoint does not check it, which is for Judge to say.
+//
+// Keys match exactly, as Patroni (Python's json) writes them:
+// encoding/json's case-insensitive matching would take "ROLE" for "role".
+// A duplicate key makes the body unreadable: Patroni never writes one, and
+// parsers disagree on which of two values counts, so a body that has two
+// roles has none. Fields that only explain (timeline, pause, version...) are
+// skipped when they have an unexpected type; "state" and "role" must be
+// strings.
 func ParseBody(b []byte) (Patroni, error) {
-	var raw body
-	if err := json.Unmarshal(b, &raw); err != nil {
+	top, err := object(b)
+	if err != nil {
 		return Patroni{}, fmt.Errorf("body is not Patroni JSON: %w", err)
 	}
-	if raw.State == nil {
+	var p Patroni
+	raw, ok := top["state"]
+	if !ok {
 		return Patroni{}, errors.New(`body has no "state"`)
 	}
-	p := Patroni{
-		State:    *raw.State,
-		Pause:    raw.Pause,
-		Failsafe: raw.Failsafe,
-		Unlocked: raw.Unlocked,
-		Version:  raw.Patroni.Version,
-		Scope:    raw.Patroni.Scope,
+	if err := json.Unmarshal(raw, &p.State); err != nil {
+		return Patroni{}, errors.New(`body's "state" is not a string`)
 	}
-	if raw.Role != nil {
-		p.Role = *raw.Role
+	if raw, ok := top["role"]; ok {
+		if err := json.Unmarshal(raw, &p.Role); err != nil {
+			return Patroni{}, errors.New(`body's "role" is not a string`)
+		}
 	}
-	if tl, err := strconv.ParseInt(raw.Timeline.String(), 10, 64); err == nil {
-		p.Timeline = tl
+	var tl json.Number
+	if json.Unmarshal(top["timeline"], &tl) == nil {
+		p.Timeline, _ = strconv.ParseInt(tl.String(), 10, 64)
+	}
+	_ = json.Unmarshal(top["pause"], &p.Pause)
+	_ = json.Unmarshal(top["failsafe_mode_is_active"], &p.Failsafe)
+	_ = json.Unmarshal(top["cluster_unlocked"], &p.Unlocked)
+	if raw, ok := top["patroni"]; ok {
+		inner, err := object(raw)
+		if err != nil {
+			return Patroni{}, fmt.Errorf(`body's "patroni": %w`, err)
+		}
+		_ = json.Unmarshal(inner["version"], &p.Version)
+		_ = json.Unmarshal(inner["scope"], &p.Scope)
 	}
 	return p, nil
+}
+
+// object decodes one JSON object into its members, refusing duplicate keys
+// and anything after the object.
+func object(b []byte) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, fmt.Errorf("not an object")
+	}
+	members := map[string]json.RawMessage{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		key, _ := tok.(string) // the decoder allows only strings here
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		if _, dup := members[key]; dup {
+			return nil, fmt.Errorf("duplicate key %q", key)
+		}
+		members[key] = v
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("data after the object")
+	}
+	return members, nil
 }
 
 // Judge turns an HTTP answer into a verdict for the endpoint: the reason

@@ -1,25 +1,23 @@
 // Package check asks one Patroni REST API health endpoint whether this node
 // may hold the cluster's virtual IP, within the caller's deadline, and says
 // why not. It never logs and never decides an exit code: it returns a Result.
+//
+// Text in a Result that came from the peer (the body's fields, errors that
+// quote what it sent) is raw: whoever prints it must escape it.
 package check
 
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 
 	"github.com/hashicorp/go-retryablehttp"
 )
@@ -32,16 +30,20 @@ const (
 	NotEligible Class = "not-eligible" // Patroni said no: 503, wrong role, not running
 	Unreachable Class = "unreachable"  // refused, reset, closed without an answer, DNS
 	Timeout     Class = "timeout"      // no answer within the deadline
-	BadResponse Class = "bad-response" // other status, redirect, malformed or oversized body
+	BadResponse Class = "bad-response" // other status, redirect, malformed or oversized answer
 	TLS         Class = "tls"          // handshake or certificate failure
 	Auth        Class = "auth"         // 401 or 403
 	Config      Class = "config"       // bad flags or unreadable files
 	Interrupted Class = "interrupted"  // the caller cancelled (a signal)
 )
 
-// MaxBody bounds what is read of an answer: a Patroni health body is
-// about 1 KiB; anything past this is not Patroni.
-const MaxBody = 64 << 10
+// MaxBody bounds what is read of an answer's body, and MaxHeader of its
+// header: a Patroni health answer is about 1 KiB; anything past these is
+// not Patroni.
+const (
+	MaxBody   = 64 << 10
+	MaxHeader = 64 << 10
+)
 
 // Options configure a Checker. Zero values are not defaults: the caller
 // (main) owns the defaults.
@@ -74,36 +76,48 @@ func configErr(format string, a ...any) error {
 }
 
 // Checker is a validated check, with its files loaded, ready to run once
-// or many times.
+// or many times (the watch mode reuses one).
 type Checker struct {
 	opts     Options
 	url      *url.URL
+	shown    string // the URL for messages
 	endpoint Endpoint
 	tls      *tls.Config // nil for http
 	password string
+	client   *retryablehttp.Client
 }
 
 // New validates opts and loads the files they name. Every error it returns
-// is an *Error of class Config that names the problem.
+// is an *Error of class Config that names the problem; none repeats a
+// password the URL may hold.
 func New(opts Options) (*Checker, error) {
+	shown := Redact(opts.URL)
 	u, err := url.Parse(opts.URL)
 	if err != nil {
-		return nil, configErr("invalid URL %q: %v", opts.URL, errors.Unwrap(err))
+		if shown != opts.URL {
+			// The parser's words may quote part of the password.
+			return nil, configErr("invalid URL %q: credentials belong in --user and --password-file, not the URL", shown)
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its text repeats the URL
+		}
+		return nil, configErr("invalid URL %q: %v", shown, err)
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, configErr("invalid URL %q: scheme must be http or https", opts.URL)
+		return nil, configErr("invalid URL %q: scheme must be http or https", shown)
 	case u.Host == "" || u.Hostname() == "":
-		return nil, configErr("invalid URL %q: no host", opts.URL)
+		return nil, configErr("invalid URL %q: no host", shown)
 	case u.User != nil:
-		return nil, configErr("invalid URL %q: credentials belong in --user and --password-file, not the URL", u.Redacted())
-	case u.Fragment != "":
-		return nil, configErr("invalid URL %q: a fragment means nothing to Patroni", opts.URL)
+		return nil, configErr("invalid URL %q: credentials belong in --user and --password-file, not the URL", shown)
+	case u.Fragment != "" || strings.Contains(opts.URL, "#"):
+		return nil, configErr("invalid URL %q: a fragment means nothing to Patroni", shown)
 	}
-	if u.Port() == "" && strings.HasSuffix(u.Host, ":") {
-		return nil, configErr("invalid URL %q: empty port", opts.URL)
+	if err := checkPort(u); err != nil {
+		return nil, configErr("invalid URL %q: %v", shown, err)
 	}
-	c := &Checker{opts: opts, url: u, endpoint: EndpointFor(u.Path)}
+	c := &Checker{opts: opts, url: u, shown: shown, endpoint: EndpointFor(u.Path)}
 
 	tlsFlag := ""
 	switch {
@@ -132,80 +146,37 @@ func New(opts Options) (*Checker, error) {
 		return nil, configErr("--user needs --password-file")
 	case opts.User == "" && opts.PasswordFile != "":
 		return nil, configErr("--password-file needs --user")
+	case strings.Contains(opts.User, ":"):
+		return nil, configErr("--user %s: a basic auth user cannot hold a colon", quote(opts.User))
 	case opts.PasswordFile != "":
-		pw, err := os.ReadFile(opts.PasswordFile)
-		if err != nil {
-			return nil, configErr("reading --password-file: %v", unwrapPath(err))
-		}
-		// The first line is the password, as a file written by echo holds it.
-		c.password, _, _ = strings.Cut(string(pw), "\n")
-		c.password = strings.TrimSuffix(c.password, "\r")
-		if c.password == "" {
-			return nil, configErr("--password-file %s: empty password", show(opts.PasswordFile))
+		if c.password, err = readPassword(opts.PasswordFile); err != nil {
+			return nil, err
 		}
 	}
+	c.client = c.newClient()
 	return c, nil
 }
 
-func loadTLS(opts Options) (*tls.Config, error) {
-	cfg := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		ServerName:         opts.ServerName,
-		InsecureSkipVerify: opts.Insecure,
-	}
-	if opts.Insecure && opts.CACert != "" {
-		return nil, configErr("--insecure and --cacert contradict each other")
-	}
-	if opts.CACert != "" {
-		pem, err := os.ReadFile(opts.CACert)
-		if err != nil {
-			return nil, configErr("reading --cacert: %v", unwrapPath(err))
+// checkPort refuses what url.Parse lets through: a port that is not a
+// number from 1 to 65535 (the dialer would fail later with a message that
+// names no address).
+func checkPort(u *url.URL) error {
+	p := u.Port()
+	if p == "" {
+		if strings.HasSuffix(u.Host, ":") {
+			return errors.New("empty port")
 		}
-		cfg.RootCAs = x509.NewCertPool()
-		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, configErr("--cacert %s: no PEM certificate in it", show(opts.CACert))
-		}
+		return nil
 	}
-	switch {
-	case opts.Cert != "" && opts.Key == "":
-		return nil, configErr("--cert needs --key")
-	case opts.Cert == "" && opts.Key != "":
-		return nil, configErr("--key needs --cert")
-	case opts.Cert != "":
-		for _, f := range []struct{ flag, path string }{{"--cert", opts.Cert}, {"--key", opts.Key}} {
-			if _, err := os.Stat(f.path); err != nil {
-				return nil, configErr("reading %s: %v", f.flag, unwrapPath(err))
-			}
-		}
-		pair, err := tls.LoadX509KeyPair(opts.Cert, opts.Key)
-		if err != nil {
-			return nil, configErr("--cert %s / --key %s: %v", show(opts.Cert), show(opts.Key), err)
-		}
-		cfg.Certificates = []tls.Certificate{pair}
+	n, err := strconv.Atoi(p)
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %s is not a number from 1 to 65535", p)
 	}
-	return cfg, nil
+	return nil
 }
 
-// unwrapPath turns "open /x: no such file or directory" into a message that
-// keeps the path once.
-func unwrapPath(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return fmt.Errorf("%s: %w", show(pe.Path), pe.Err)
-	}
-	return err
-}
-
-// show quotes a user-given string that would break a one-line message.
-func show(s string) string {
-	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
-		return strconv.Quote(s)
-	}
-	return s
-}
-
-// URL is the URL checked, for messages.
-func (c *Checker) URL() string { return c.url.String() }
+// URL is the URL checked, for messages: any password replaced by xxxxx.
+func (c *Checker) URL() string { return c.shown }
 
 // Endpoint is what the URL's path asks Patroni.
 func (c *Checker) Endpoint() Endpoint { return c.endpoint }
@@ -236,7 +207,7 @@ type Attempt struct {
 }
 
 // run is the state of one Check: the attempts so far and the clock. Trace
-// hooks may be called from the net package's goroutines, hence the lock.
+// hooks are called from net/http's goroutines, hence the lock.
 type run struct {
 	start    time.Time
 	mu       sync.Mutex
@@ -265,6 +236,16 @@ func (r *run) note(i int, f func(*Attempt)) {
 	}
 }
 
+// last is a copy of the latest attempt.
+func (r *run) last() Attempt {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.attempts) == 0 {
+		return Attempt{}
+	}
+	return r.attempts[len(r.attempts)-1]
+}
+
 func (r *run) snapshot() []Attempt {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -274,17 +255,17 @@ func (r *run) snapshot() []Attempt {
 // Check asks Patroni once (plus retries after transport errors) and judges
 // the answer. ctx carries the only deadline: connect, TLS, headers, body and
 // the pauses between retries all end with it. Cancelling ctx for any other
-// reason (a signal) gives class Interrupted.
+// reason (a signal) gives class Interrupted. Check may be called again,
+// also concurrently.
 func (c *Checker) Check(ctx context.Context) Result {
 	r := &run{start: time.Now()}
-	res := c.check(ctx, r)
+	res := c.check(withRun(ctx, r), r)
 	res.Elapsed = r.since()
 	res.Attempts = r.snapshot()
 	return res
 }
 
 func (c *Checker) check(ctx context.Context, r *run) Result {
-	client := c.client(r)
 	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, c.url.String(), nil)
 	if err != nil {
 		return Result{Class: Config, Err: err}
@@ -297,7 +278,7 @@ func (c *Checker) check(ctx context.Context, r *run) Result {
 		req.SetBasicAuth(c.opts.User, c.password)
 	}
 
-	resp, err := client.Do(req)
+	resp, err := c.client.Do(req)
 	if err != nil {
 		if resp != nil {
 			resp.Body.Close()
@@ -307,7 +288,6 @@ func (c *Checker) check(ctx context.Context, r *run) Result {
 	}
 	defer resp.Body.Close()
 
-	res := Result{Status: resp.StatusCode}
 	var b []byte
 	if !(c.opts.StatusOnly && resp.StatusCode == http.StatusOK) {
 		b, err = io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
@@ -317,121 +297,14 @@ func (c *Checker) check(ctx context.Context, r *run) Result {
 				Err: fmt.Errorf("%d with a body over %d KiB: not Patroni", resp.StatusCode, MaxBody>>10)}
 		case err != nil && resp.StatusCode == http.StatusOK:
 			// A 200 whose body never arrived whole tells nothing.
-			cl, msg := c.explain(ctx, r, err)
-			if cl != Timeout && cl != Interrupted {
-				cl = BadResponse
-			}
+			cl, msg := c.explainBody(ctx, r, err)
 			return Result{Class: cl, Status: resp.StatusCode, Err: fmt.Errorf("reading the body of a %d: %w", resp.StatusCode, msg)}
 		case err != nil:
 			b = nil // any other status decides without its body
 		}
 	}
+	res := Result{Status: resp.StatusCode}
 	res.Class, res.Patroni, res.Err = Judge(c.endpoint, resp.StatusCode, b, c.opts.StatusOnly)
 	res.HasBody = res.Patroni.State != ""
 	return res
-}
-
-// client builds a fresh client for one check. Nothing is pooled or reused:
-// the process makes one request and exits.
-func (c *Checker) client(r *run) *retryablehttp.Client {
-	// No proxy is ever taken from the environment (oneShot dials the URL's
-	// host itself): the check talks to the local node.
-	dialer := &net.Dialer{Timeout: c.opts.ConnectTimeout, KeepAlive: -1}
-	hc := &http.Client{
-		Transport: &recorder{next: &oneShot{c: c, dialer: dialer, run: r}, run: r},
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse // a redirect is an answer, and a wrong one
-		},
-	}
-	wait := c.opts.RetryWait
-	return &retryablehttp.Client{
-		HTTPClient:   hc,
-		Logger:       nil, // its default logs every request to stderr
-		RetryMax:     c.opts.Retries,
-		RetryWaitMin: wait,
-		RetryWaitMax: wait,
-		Backoff: func(_, _ time.Duration, _ int, _ *http.Response) time.Duration {
-			return wait
-		},
-		CheckRetry: func(ctx context.Context, resp *http.Response, err error) (bool, error) {
-			return c.retryable(ctx, err), nil
-		},
-		// Give back the last answer or error as it was; the default drops
-		// the response and wraps the error in "giving up after…".
-		ErrorHandler: retryablehttp.PassthroughErrorHandler,
-	}
-}
-
-// retryable reports whether a failed attempt deserves another: only
-// transport errors, never an HTTP answer (a 503 is Patroni's "no"), never a
-// certificate problem or a peer that is not speaking HTTP, and only while the deadline leaves room for a full
-// connect after the pause.
-func (c *Checker) retryable(ctx context.Context, err error) bool {
-	if err == nil || ctx.Err() != nil {
-		return false
-	}
-	// A connect that timed out is worth one more SYN; a read that timed out
-	// already used the whole deadline.
-	if cl, _ := classifyTransport(err); cl != Unreachable && !(cl == Timeout && isDial(err)) {
-		return false
-	}
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < c.opts.RetryWait+c.opts.ConnectTimeout {
-		return false
-	}
-	return true
-}
-
-// dialTLS connects and completes the TLS handshake within one
-// ConnectTimeout, so that --connect-timeout bounds both together.
-func (c *Checker) dialTLS(ctx context.Context, d *net.Dialer, r *run, network, addr string) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.opts.ConnectTimeout)
-	defer cancel()
-	raw, err := d.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, err
-	}
-	cfg := c.tls.Clone()
-	if cfg.ServerName == "" {
-		cfg.ServerName, _, _ = net.SplitHostPort(addr)
-	}
-	conn := tls.Client(raw, cfg)
-	if err := conn.HandshakeContext(ctx); err != nil {
-		raw.Close()
-		return nil, err
-	}
-	r.note(-1, func(a *Attempt) { a.Secured = r.since() })
-	return conn, nil
-}
-
-// recorder is the transport as seen by retryablehttp: each RoundTrip is one
-// attempt, recorded with its timings.
-type recorder struct {
-	next http.RoundTripper
-	run  *run
-}
-
-func (t *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
-	r := t.run
-	i := r.begin()
-	trace := &httptrace.ClientTrace{
-		ConnectDone: func(_, addr string, err error) {
-			if err == nil {
-				at := r.since()
-				r.note(i, func(a *Attempt) { a.Connected, a.Addr = at, addr })
-			}
-		},
-		GotFirstResponseByte: func() {
-			at := r.since()
-			r.note(i, func(a *Attempt) { a.FirstByte = at })
-		},
-	}
-	resp, err := t.next.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
-	r.note(i, func(a *Attempt) {
-		if err != nil {
-			a.Err = err
-		} else {
-			a.Status = resp.StatusCode
-		}
-	})
-	return resp, err
 }

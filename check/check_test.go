@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -392,8 +393,8 @@ func TestNoProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := c.client(&run{}).HTTPClient.Transport.(*recorder).next.(*oneShot); !ok {
-		t.Error("the transport is not oneShot, which dials the URL's host itself")
+	if tr, ok := c.client.HTTPClient.Transport.(recorder).next.(*http.Transport); !ok || tr.Proxy != nil {
+		t.Error("the transport may take a proxy from the environment")
 	}
 	if res := c.Check(context.Background()); res.Class != Eligible {
 		t.Errorf("class %s (%v), want eligible", res.Class, res.Err)
@@ -465,4 +466,196 @@ func writeFile(t *testing.T, name, content string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// TestBrokenAnswers: a peer that answers with a broken HTTP header has
+// answered. It is a bad response, asked once, never retried as if nobody
+// had answered.
+func TestBrokenAnswers(t *testing.T) {
+	body := patroniBody("running", "master", 4)
+	cases := []struct {
+		name, answer string
+	}{
+		{"bad Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 12x\r\n\r\n" + body},
+		{"two different Content-Lengths", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\nContent-Length: 11\r\n\r\n" + body},
+		{"a header line without a colon", "HTTP/1.1 200 OK\r\nthis is not a header\r\n\r\n" + body},
+		{"an unknown Transfer-Encoding", "HTTP/1.1 200 OK\r\nTransfer-Encoding: rot13\r\n\r\n" + body},
+		{"a status line that is not HTTP", "HTTP/1.1 two hundred OK\r\n\r\n" + body},
+		{"a header cut short", "HTTP/1.1 200 OK\r\nContent-Type: appl"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			addr, conns := rawPeer(t, func(n int, c net.Conn) {
+				readRequest(c)
+				io.WriteString(c, tc.answer)
+				c.Close()
+			})
+			c, err := New(defaults("http://" + addr + "/primary"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := c.Check(context.Background())
+			if res.Class != BadResponse {
+				t.Errorf("class %s (%v), want bad-response", res.Class, res.Err)
+			}
+			if n := conns.Load(); n != 1 || len(res.Attempts) != 1 {
+				t.Errorf("%d connections, %d attempts: an answer was retried", n, len(res.Attempts))
+			}
+		})
+	}
+}
+
+// TestSmallBodyInTinyChunks: a Patroni body sent one byte per chunk is
+// 6 times its size on the wire, still an answer well under the bounds.
+func TestSmallBodyInTinyChunks(t *testing.T) {
+	body := patroniBody("running", "master", 4) + strings.Repeat(" ", 20<<10)
+	addr, _ := rawPeer(t, func(n int, c net.Conn) {
+		readRequest(c)
+		var b strings.Builder
+		b.WriteString("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+		for i := 0; i < len(body); i++ {
+			fmt.Fprintf(&b, "1\r\n%c\r\n", body[i])
+		}
+		b.WriteString("0\r\n\r\n")
+		io.WriteString(c, b.String())
+		c.Close()
+	})
+	c, err := New(defaults("http://" + addr + "/primary"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := c.Check(context.Background()); res.Class != Eligible {
+		t.Errorf("class %s (%v), want eligible", res.Class, res.Err)
+	}
+}
+
+// TestStalledHandshake: a peer that takes the connection and never answers
+// the TLS hello is timed out by --connect-timeout, and the message says
+// the handshake was where it stalled.
+func TestStalledHandshake(t *testing.T) {
+	addr, conns := rawPeer(t, func(n int, c net.Conn) { select {} })
+	o := defaults("https://" + addr + "/primary")
+	o.Insecure = true
+	o.ConnectTimeout = 100 * time.Millisecond
+	c, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+	res := c.Check(ctx)
+	if res.Class != Timeout || !strings.Contains(res.Err.Error(), "TLS handshake with "+addr+": no answer within 100ms") {
+		t.Errorf("class %s (%v), want a timeout in the TLS handshake", res.Class, res.Err)
+	}
+	// A handshake that timed out is like a connect that did: one retry.
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2 (retries 1)", n)
+	}
+}
+
+// TestFlagFilesBounded: a file named by a flag is read only if it is a
+// regular file, and only up to a bound: /dev/zero, a FIFO nobody writes to
+// and a file far larger than any real one are refused at once.
+func TestFlagFilesBounded(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	big := writeFile(t, "big", strings.Repeat("x", 2<<20))
+	cases := []struct {
+		name string
+		o    Options
+		want string
+	}{
+		{"password from /dev/zero", Options{User: "u", PasswordFile: "/dev/zero"}, "--password-file /dev/zero: not a regular file"},
+		{"password from a FIFO", Options{User: "u", PasswordFile: fifo}, "not a regular file"},
+		{"a 2 MiB password file", Options{User: "u", PasswordFile: big}, "larger than 4 KiB"},
+		{"CA from /dev/zero", Options{CACert: "/dev/zero"}, "--cacert /dev/zero: not a regular file"},
+		{"a 2 MiB CA file", Options{CACert: big}, "larger than 1024 KiB"},
+		{"cert from /dev/zero", Options{Cert: "/dev/zero", Key: "/dev/zero"}, "--cert /dev/zero: not a regular file"},
+		{"key from a FIFO", Options{Cert: writeFile(t, "c.pem", "x"), Key: fifo}, "--key " + fifo + ": not a regular file"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := tc.o
+			o.URL = "http://127.0.0.1:8008/primary"
+			if o.User == "" {
+				o.URL = "https://127.0.0.1:8008/primary"
+			}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			start := time.Now()
+			_, err := New(o)
+			took := time.Since(start)
+			runtime.ReadMemStats(&after)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+			if took > 100*time.Millisecond {
+				t.Errorf("took %v to refuse it", took)
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4<<20 {
+				t.Errorf("allocated %d MiB to refuse it", alloc>>20)
+			}
+		})
+	}
+}
+
+// TestURLErrorsHidePasswords: whatever is wrong with a URL that holds a
+// password, the error names the URL without it.
+func TestURLErrorsHidePasswords(t *testing.T) {
+	for _, url := range []string{
+		"http://u:SECRET@127.0.0.1:8008/primary",
+		"http://u:SECRET@127.0.0.1:99999/primary",
+		"http://u:SE/CRET@127.0.0.1:8008/primary",
+		"http://u:SECRET@127.0.0.1:8008/primary#x",
+		"http://u:SEC%zzRET@127.0.0.1:8008/primary",
+		"ftp://u:SECRET@127.0.0.1/primary",
+		"u:SECRET@127.0.0.1:8008/primary",
+	} {
+		_, err := New(Options{URL: url})
+		if err == nil {
+			t.Errorf("%s: accepted", url)
+			continue
+		}
+		for _, part := range []string{"SECRET", "SEC", "CRET"} {
+			if strings.Contains(err.Error(), part) {
+				t.Errorf("%s: error %q shows the password", url, err)
+			}
+		}
+	}
+}
+
+func TestPortOutOfRange(t *testing.T) {
+	for _, port := range []string{"0", "65536", "99999"} {
+		_, err := New(Options{URL: "http://127.0.0.1:" + port + "/primary"})
+		if err == nil || !strings.Contains(err.Error(), "port "+port+" is not a number from 1 to 65535") {
+			t.Errorf("port %s: error %v", port, err)
+		}
+	}
+}
+
+func TestUserWithColon(t *testing.T) {
+	_, err := New(Options{URL: "http://127.0.0.1:8008/primary", User: "a:b", PasswordFile: writeFile(t, "p", "x\n")})
+	if err == nil || !strings.Contains(err.Error(), "cannot hold a colon") {
+		t.Errorf("error %v", err)
+	}
+}
+
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://127.0.0.1:8008/primary":               "http://127.0.0.1:8008/primary",
+		"http://u:SECRET@127.0.0.1:8008/primary":      "http://u:xxxxx@127.0.0.1:8008/primary",
+		"http://u@127.0.0.1:8008/primary":             "http://u@127.0.0.1:8008/primary",
+		"http://u:SE/CR@ET@127.0.0.1:8008/primary":    "http://u:xxxxx@127.0.0.1:8008/primary",
+		"u:SECRET@127.0.0.1:8008/primary":             "u:xxxxx@127.0.0.1:8008/primary",
+		"http://127.0.0.1:8008/replica?tag=a@b":       "http://127.0.0.1:8008/replica?tag=a@b",
+		"https://u:p%40ss@[::1]:8008/primary?lag=1MB": "https://u:xxxxx@[::1]:8008/primary?lag=1MB",
+	} {
+		if got := Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
 }

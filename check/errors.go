@@ -21,23 +21,64 @@ func (c *Checker) explain(ctx context.Context, r *run, err error) (Class, error)
 	host := c.url.Host
 	if ctx.Err() != nil {
 		phase := "connecting"
-		if as := r.snapshot(); len(as) > 0 {
-			switch a := as[len(as)-1]; {
-			case a.FirstByte > 0:
-				phase = "reading the answer"
-			case a.Connected > 0:
-				phase = "connected, waiting for the answer"
-			}
+		switch a := r.last(); {
+		case a.FirstByte > 0:
+			phase = "reading the answer"
+		case a.Secured > 0:
+			phase = "connected, waiting for the answer"
+		case a.Connected > 0 && c.tls != nil:
+			phase = "in the TLS handshake"
+		case a.Connected > 0:
+			phase = "connected, waiting for the answer"
 		}
 		if errors.Is(ctx.Err(), context.Canceled) {
 			return Interrupted, fmt.Errorf("interrupted after %v (%s to %s)", round(r.since()), phase, host)
 		}
 		return Timeout, fmt.Errorf("no answer from %s within %v (%s)", host, round(r.since()), phase)
 	}
-	cl, msg := classifyTransport(err)
-	if cl == Timeout && isDial(err) {
-		return cl, fmt.Errorf("connecting to %s: no connection within %v", host, c.opts.ConnectTimeout)
+	var ce *connectError
+	if errors.As(err, &ce) {
+		return explainConnect(ce)
 	}
+	cl, msg := classifyTransport(err)
+	// An answer whose header is broken is still an answer: the peer spoke,
+	// and what it said is not Patroni's.
+	if r.last().FirstByte > 0 && cl != Timeout {
+		cl = BadResponse
+		if !strings.HasPrefix(msg.Error(), "malformed") {
+			msg = fmt.Errorf("malformed answer from %s: %w", host, msg)
+		}
+	}
+	return cl, msg
+}
+
+// explainBody classifies a failure while reading a 200's body: a peer that
+// timed out or was interrupted is that; anything else is a bad answer.
+func (c *Checker) explainBody(ctx context.Context, r *run, err error) (Class, error) {
+	cl, msg := c.explain(ctx, r, err)
+	if cl != Timeout && cl != Interrupted {
+		cl = BadResponse
+	}
+	return cl, msg
+}
+
+// explainConnect words a failure to connect or to finish the handshake.
+func explainConnect(e *connectError) (Class, error) {
+	var ne net.Error
+	timedOut := errors.Is(e.err, context.DeadlineExceeded) || errors.As(e.err, &ne) && ne.Timeout()
+	switch {
+	case e.handshake && timedOut:
+		return Timeout, fmt.Errorf("TLS handshake with %s: no answer within %v", e.addr, e.limit)
+	case e.handshake:
+		// Whatever ended it (a bad certificate, a peer that dropped the
+		// connection on hello, one that does not speak TLS), the peer is
+		// not the Patroni this check trusts.
+		_, msg := classifyTransport(e.err)
+		return TLS, fmt.Errorf("TLS handshake with %s: %w", e.addr, msg)
+	case timedOut:
+		return Timeout, fmt.Errorf("connecting to %s: no connection within %v", e.addr, e.limit)
+	}
+	cl, msg := classifyTransport(e.err)
 	return cl, msg
 }
 
@@ -60,8 +101,6 @@ func classifyTransport(err error) (Class, error) {
 		alert   tls.AlertError
 	)
 	switch {
-	case errors.Is(err, errHeaderTooLarge):
-		return BadResponse, err
 	case errors.As(err, &dnsErr):
 		return Unreachable, fmt.Errorf("looking up %s: %s", dnsErr.Name, dnsErr.Err)
 	case errors.As(err, &verify), errors.As(err, &unknown), errors.As(err, &name),
@@ -79,14 +118,15 @@ func classifyTransport(err error) (Class, error) {
 		if errors.As(inner, &sys) {
 			inner = sys.Err // "connection refused", not "connect: connection refused"
 		}
-		return Unreachable, fmt.Errorf("connecting to %s: %w", opErr.Addr, inner)
+		addr := "the peer"
+		if opErr.Addr != nil {
+			addr = opErr.Addr.String()
+		}
+		return Unreachable, fmt.Errorf("connecting to %s: %w", addr, inner)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return Unreachable, errors.New("connection closed without an answer")
 	case errors.Is(err, syscall.ECONNRESET):
 		return Unreachable, errors.New("connection reset without an answer")
-	case strings.Contains(err.Error(), "malformed HTTP"):
-		// net/http has no typed error for a peer that is not speaking HTTP.
-		return BadResponse, err
 	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		// http.Client replaces the tls.RecordHeaderError with this text.
 		return TLS, err
@@ -94,9 +134,11 @@ func classifyTransport(err error) (Class, error) {
 	return Unreachable, err
 }
 
-func isDial(err error) bool {
-	var opErr *net.OpError
-	return errors.As(err, &opErr) && opErr.Op == "dial"
+// isConnect reports whether err ended an attempt before any request was
+// sent: a failed connect or handshake.
+func isConnect(err error) bool {
+	var ce *connectError
+	return errors.As(err, &ce)
 }
 
 // round keeps durations in messages readable: 750ms, 1.2ms, 2.5s.

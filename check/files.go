@@ -1,0 +1,124 @@
+package check
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"golang.org/x/sys/unix"
+)
+
+// Bounds on the files the flags name. Each is many times what a real one
+// holds (a system CA bundle is about 200 KiB); anything larger, or not a
+// regular file (/dev/zero, a FIFO that would block), is a mistake that must
+// not cost the run its memory or its deadline.
+const (
+	maxPasswordFile = 4 << 10
+	maxCAFile       = 1 << 20
+	maxCertFile     = 256 << 10
+)
+
+// readFile reads the regular file at path, at most max bytes, for flag.
+func readFile(flag, path string, max int64) ([]byte, error) {
+	// O_NONBLOCK: opening a FIFO must not wait for a writer.
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, configErr("reading %s: %s: %v", flag, quote(path), err)
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, configErr("reading %s: %s: %v", flag, quote(path), err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, configErr("%s %s: not a regular file", flag, quote(path))
+	}
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, configErr("reading %s: %s: %v", flag, quote(path), unwrapPath(err))
+	}
+	if int64(len(b)) > max {
+		return nil, configErr("%s %s: larger than %d KiB", flag, quote(path), max>>10)
+	}
+	return b, nil
+}
+
+// readPassword is the first line of the file, as `echo secret > file` writes it.
+func readPassword(path string) (string, error) {
+	b, err := readFile("--password-file", path, maxPasswordFile)
+	if err != nil {
+		return "", err
+	}
+	pw, _, _ := strings.Cut(string(b), "\n")
+	pw = strings.TrimSuffix(pw, "\r")
+	if pw == "" {
+		return "", configErr("--password-file %s: empty password", quote(path))
+	}
+	return pw, nil
+}
+
+func loadTLS(opts Options) (*tls.Config, error) {
+	cfg := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         opts.ServerName,
+		InsecureSkipVerify: opts.Insecure,
+	}
+	if opts.Insecure && opts.CACert != "" {
+		return nil, configErr("--insecure and --cacert contradict each other")
+	}
+	if opts.CACert != "" {
+		pem, err := readFile("--cacert", opts.CACert, maxCAFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, configErr("--cacert %s: no PEM certificate in it", quote(opts.CACert))
+		}
+	}
+	switch {
+	case opts.Cert != "" && opts.Key == "":
+		return nil, configErr("--cert needs --key")
+	case opts.Cert == "" && opts.Key != "":
+		return nil, configErr("--key needs --cert")
+	case opts.Cert != "":
+		cert, err := readFile("--cert", opts.Cert, maxCertFile)
+		if err != nil {
+			return nil, err
+		}
+		key, err := readFile("--key", opts.Key, maxCertFile)
+		if err != nil {
+			return nil, err
+		}
+		pair, err := tls.X509KeyPair(cert, key)
+		if err != nil {
+			return nil, configErr("--cert %s / --key %s: %v", quote(opts.Cert), quote(opts.Key), err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
+}
+
+// unwrapPath turns "read /x: is a directory" into a message that keeps the
+// path once.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// quote quotes a user-given string that would break a one-line message.
+func quote(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return strconv.Quote(s)
+	}
+	return s
+}
