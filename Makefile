@@ -9,9 +9,9 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # binary 0.4 MB smaller and its start-up cheaper.
 TAGS    := nethttpomithttp2
 export CGO_ENABLED = 0
-export PVC_REQUIRE_RSYSLOG
 
-.PHONY: build test unit fuzz e2e demo package package-test bench deps clean FORCE
+
+.PHONY: build test unit unit-ci fuzz e2e demo package package-test bench deps clean FORCE
 
 build: bin/patroni-vip-check
 
@@ -22,15 +22,28 @@ FORCE:
 
 # unit: the Go tests: httptest and raw listeners, the command run as
 # keepalived runs it, state files, log sinks (rsyslog when installed),
-# fuzz seeds.
+# fuzz seeds. Any user; tests that need root skip themselves.
 unit:
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./e2e/...
 	$(GO) test -count=1 ./...
 
+# unit-ci: the unit tests as CI runs them: as root, where no test may skip
+# (rsyslog and every root-only test are required), then again as an
+# unprivileged user, as a newcomer runs `make unit`.
+unit-ci:
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./e2e/...
+	@mkdir -p bin
+	PVC_REQUIRE_RSYSLOG=1 PVC_REQUIRE_ROOT=1 $(GO) test -count=1 -v ./... >bin/unit.log 2>&1 || \
+		{ grep -E -- '^(\s*--- FAIL|FAIL|ok|panic)|_test.go:' bin/unit.log; exit 1; }
+	@grep -E '^(ok|\?)' bin/unit.log
+	@if grep -E -- '--- SKIP' bin/unit.log; then echo "unit-ci: tests were skipped while running as root (bin/unit.log)" >&2; exit 1; fi
+	tools/unit-unprivileged.sh nobody
+
 # test: everything CI runs. Needs root (network namespaces, apt-get).
 test: deps
-	$(MAKE) unit PVC_REQUIRE_RSYSLOG=1
+	$(MAKE) unit-ci
 	$(MAKE) e2e
 	$(MAKE) package-test
 

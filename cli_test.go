@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,16 +26,29 @@ import (
 
 // syslogd collects what the command sends to its --log-socket.
 type syslogd struct {
-	path string
-	conn *net.UnixConn
-	mu   sync.Mutex
-	msgs []string
-	at   []time.Time
+	path  string
+	conn  *net.UnixConn
+	mu    sync.Mutex
+	msgs  []string
+	at    []time.Time
+	marks chan struct{} // a barrier datagram was read
+	gate  sync.Mutex    // held while reading is paused
 }
+
+// barrier is a datagram the test sends itself: datagrams on a unix socket
+// arrive in order, so once it is read, everything sent before it is too.
+const barrier = "\x00barrier"
 
 func newSyslogd(t *testing.T) *syslogd {
 	t.Helper()
-	s := &syslogd{path: filepath.Join(t.TempDir(), "log.sock")}
+	// Not in t.TempDir, whose name holds the test's: a socket path is
+	// limited to 107 bytes.
+	dir, err := os.MkdirTemp("", "pvc-log-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	s := &syslogd{path: filepath.Join(dir, "log.sock"), marks: make(chan struct{}, 1)}
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: s.path, Net: "unixgram"})
 	if err != nil {
 		t.Fatal(err)
@@ -48,6 +62,12 @@ func newSyslogd(t *testing.T) *syslogd {
 			if err != nil {
 				return
 			}
+			s.gate.Lock() // a paused reader stops here, after at most one more read
+			s.gate.Unlock()
+			if string(buf[:n]) == barrier {
+				s.marks <- struct{}{}
+				continue
+			}
 			s.mu.Lock()
 			s.msgs = append(s.msgs, string(buf[:n]))
 			s.at = append(s.at, time.Now())
@@ -57,10 +77,35 @@ func newSyslogd(t *testing.T) *syslogd {
 	return s
 }
 
-// lines waits briefly for datagrams in flight, then returns the messages
-// without their syslog header.
-func (s *syslogd) lines() []string {
-	time.Sleep(20 * time.Millisecond)
+// sync returns once every datagram sent so far has been read.
+func (s *syslogd) sync(t *testing.T) {
+	t.Helper()
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: s.path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(barrier)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.marks:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the log socket's reader is stuck")
+	}
+}
+
+// pause stops reading (a stalled daemon) until the returned func is called.
+func (s *syslogd) pause() (resume func()) {
+	s.gate.Lock()
+	return s.gate.Unlock
+}
+
+// lines returns the messages received, without their syslog header, once
+// every datagram sent so far is in.
+func (s *syslogd) lines(t *testing.T) []string {
+	t.Helper()
+	s.sync(t)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]string, len(s.msgs))
@@ -69,6 +114,15 @@ func (s *syslogd) lines() []string {
 		out[i] = msg
 	}
 	return out
+}
+
+// raw returns the datagrams received, once every datagram sent is in.
+func (s *syslogd) raw(t *testing.T) []string {
+	t.Helper()
+	s.sync(t)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.msgs...)
 }
 
 // cmd is one check: a command line, and where its state and log go.
@@ -89,7 +143,10 @@ func newCmd(t *testing.T) *cmd {
 }
 
 func (c *cmd) command(args ...string) *exec.Cmd {
-	base := []string{"--log", "syslog", "--log-socket", c.log.path, "--state-dir", c.stateDir}
+	base := []string{"--log", "syslog", "--log-socket", c.log.path}
+	if !slices.Contains(args, "--no-state") {
+		base = append(base, "--state-dir", c.stateDir)
+	}
 	return exec.Command(c.bin, append(base, args...)...)
 }
 
@@ -125,7 +182,7 @@ func TestQuietReplica(t *testing.T) {
 	for i := 0; i < 300; i++ {
 		c.mustExit(1, p.URL+"/primary")
 	}
-	lines := c.log.lines()
+	lines := c.log.lines(t)
 	if len(lines) != 1 {
 		t.Fatalf("300 runs logged %d lines: %q", len(lines), lines)
 	}
@@ -145,7 +202,7 @@ func TestPromotionLogsOnce(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		c.mustExit(0, p.URL+"/primary")
 	}
-	lines := c.log.lines()
+	lines := c.log.lines(t)
 	if len(lines) != 2 {
 		t.Fatalf("logged %d lines: %q", len(lines), lines)
 	}
@@ -168,7 +225,7 @@ func TestErrorStateReminds(t *testing.T) {
 		c.mustExit(1, "--remind", "300ms", url)
 		time.Sleep(20 * time.Millisecond)
 	}
-	lines := c.log.lines()
+	lines := c.log.lines(t)
 	if len(lines) < 3 || len(lines) > 5 {
 		t.Fatalf("1.2s of a refused port with --remind 300ms logged %d lines: %q", len(lines), lines)
 	}
@@ -218,7 +275,7 @@ func TestOverlappingRunsLogOnce(t *testing.T) {
 			t.Errorf("run %d exited %d", i, code)
 		}
 	}
-	lines := c.log.lines()
+	lines := c.log.lines(t)
 	if len(lines) != 2 || !strings.HasPrefix(lines[1], "primary: 200") {
 		t.Errorf("logged %q, want the first state and one change", lines)
 	}
@@ -244,7 +301,7 @@ func TestStateCannotMakeTheCheckWrong(t *testing.T) {
 		os.WriteFile(stateFile(t, c.stateDir), []byte("pvc1 garbage\n"), 0o600)
 		c.mustExit(0, url)
 		c.mustExit(0, url)
-		lines := c.log.lines()
+		lines := c.log.lines(t)
 		if len(lines) != 2 || !strings.Contains(lines[1], "corrupt") || !strings.Contains(lines[1], "starting afresh") {
 			t.Errorf("logged %q, want the first state, then one warning", lines)
 		}
@@ -257,7 +314,7 @@ func TestStateCannotMakeTheCheckWrong(t *testing.T) {
 		p.set(503, "replica")
 		defer p.set(200, "master")
 		c.mustExit(1, url)
-		lines := c.log.lines()
+		lines := c.log.lines(t)
 		if len(lines) != 2 || !strings.Contains(lines[0], "not a directory; logging every check until it is fixed") {
 			t.Errorf("logged %q", lines)
 		}
@@ -279,21 +336,19 @@ func TestStateCannotMakeTheCheckWrong(t *testing.T) {
 		if b, _ := os.ReadFile(victim); string(b) != "precious\n" {
 			t.Errorf("the symlink's target now holds %q", b)
 		}
-		lines := c.log.lines()
+		lines := c.log.lines(t)
 		if len(lines) != 2 || !strings.Contains(lines[1], "was a symlink; replaced it with a fresh state file") {
 			t.Errorf("logged %q", lines)
 		}
 	})
 
 	t.Run("state dir owned by someone else", func(t *testing.T) {
-		if os.Geteuid() != 0 {
-			t.Skip("needs root to give a directory away")
-		}
+		needRoot(t)
 		c := newCmd(t)
 		os.Mkdir(c.stateDir, 0o700)
 		os.Chown(c.stateDir, 65534, 65534)
 		c.mustExit(0, url)
-		if lines := c.log.lines(); len(lines) != 1 || !strings.Contains(lines[0], "owned by uid 65534") {
+		if lines := c.log.lines(t); len(lines) != 1 || !strings.Contains(lines[0], "owned by uid 65534") {
 			t.Errorf("logged %q", lines)
 		}
 	})
@@ -312,7 +367,7 @@ func TestStateCannotMakeTheCheckWrong(t *testing.T) {
 		if took := time.Since(start); !raceEnabled && took > 300*time.Millisecond+100*time.Millisecond {
 			t.Errorf("a locked state held the run for %v", took)
 		}
-		lines := c.log.lines()
+		lines := c.log.lines(t)
 		if len(lines) != 2 || !strings.Contains(lines[1], "locked by another run past the deadline") {
 			t.Errorf("logged %q", lines)
 		}
@@ -322,13 +377,13 @@ func TestStateCannotMakeTheCheckWrong(t *testing.T) {
 // TestSIGTERM: keepalived's timeout kill ends a hung request at once,
 // with exit status 1, and the interruption is logged.
 func TestSIGTERM(t *testing.T) {
-	hung := hungPeer(t)
+	hung, accepted := hungPeer(t)
 	c := newCmd(t)
 	x := c.command("--timeout", "10s", hung)
 	if err := x.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	waitFor(t, "connection", accepted) // the request is under way
 	sent := time.Now()
 	x.Process.Signal(syscall.SIGTERM)
 	err := x.Wait()
@@ -340,7 +395,7 @@ func TestSIGTERM(t *testing.T) {
 	if !raceEnabled && took > 100*time.Millisecond {
 		t.Errorf("exited %v after SIGTERM", took)
 	}
-	lines := c.log.lines()
+	lines := c.log.lines(t)
 	if len(lines) != 1 || !strings.HasPrefix(lines[0], "interrupted: ") {
 		t.Errorf("logged %q", lines)
 	}
@@ -350,14 +405,14 @@ func TestSIGTERM(t *testing.T) {
 // machine too loaded to schedule it) exits 1 at once when it can run
 // again, and still says why, once.
 func TestStalledRunLogs(t *testing.T) {
-	hung := hungPeer(t)
+	hung, accepted := hungPeer(t)
 	for i := 0; i < 5; i++ {
 		c := newCmd(t)
 		x := c.command("--timeout", "300ms", hung)
 		if err := x.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		waitFor(t, "connection", accepted) // stopped while waiting for the answer
 		x.Process.Signal(syscall.SIGSTOP)
 		time.Sleep(600 * time.Millisecond)
 		cont := time.Now()
@@ -371,7 +426,7 @@ func TestStalledRunLogs(t *testing.T) {
 		if !raceEnabled && took > 50*time.Millisecond {
 			t.Errorf("exited %v after SIGCONT", took)
 		}
-		if lines := c.log.lines(); len(lines) != 1 || !strings.HasPrefix(lines[0], "timeout: ") {
+		if lines := c.log.lines(t); len(lines) != 1 || !strings.HasPrefix(lines[0], "timeout: ") {
 			t.Errorf("run %d logged %q, want one timeout line", i, lines)
 		}
 	}
@@ -380,7 +435,7 @@ func TestStalledRunLogs(t *testing.T) {
 // TestProcessDeadline: the whole process, start-up and exit included, is
 // gone shortly after --timeout, whatever the peer does.
 func TestProcessDeadline(t *testing.T) {
-	hung := hungPeer(t)
+	hung, _ := hungPeer(t)
 	drip, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -431,13 +486,11 @@ func TestJournalFields(t *testing.T) {
 	if err := x.Run(); err == nil {
 		t.Fatal("exit 0 for a replica")
 	}
-	time.Sleep(20 * time.Millisecond)
-	c.log.mu.Lock()
-	defer c.log.mu.Unlock()
-	if len(c.log.msgs) != 1 {
-		t.Fatalf("%d datagrams", len(c.log.msgs))
+	msgs := c.log.raw(t)
+	if len(msgs) != 1 {
+		t.Fatalf("%d datagrams", len(msgs))
 	}
-	msg := c.log.msgs[0]
+	msg := msgs[0]
 	for _, want := range []string{
 		"MESSAGE=not primary: 503 from " + p.URL + "/primary (role=replica, timeline=4)\n",
 		"PRIORITY=6\n", "SYSLOG_IDENTIFIER=patroni-vip-check\n", "REASON=not-eligible\n",
@@ -456,9 +509,7 @@ func TestJournalFields(t *testing.T) {
 // proxies loopback) ignores proxy variables. Runs in a network namespace
 // of its own with 198.51.100.7 on its loopback device.
 func TestProxyIgnoredInNamespace(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for a network namespace")
-	}
+	needRoot(t)
 	ns := fmt.Sprintf("pvc-unit-%d", os.Getpid())
 	ip := func(args ...string) {
 		t.Helper()
@@ -548,7 +599,7 @@ func TestNoStateLogsEveryRun(t *testing.T) {
 			t.Fatal("exit 0 for a replica")
 		}
 	}
-	if lines := c.log.lines(); len(lines) != 3 {
+	if lines := c.log.lines(t); len(lines) != 3 {
 		t.Errorf("--no-state logged %d lines for 3 runs: %q", len(lines), lines)
 	}
 	if _, err := os.Stat(c.stateDir); err == nil {
@@ -558,18 +609,12 @@ func TestNoStateLogsEveryRun(t *testing.T) {
 
 // TestScriptUser runs the check as an unprivileged user, as keepalived's
 // script_user does (umask 0177 included), with the default state
-// directory: it keeps its own private directory and de-duplicates as
-// root's does.
+// directory, in a mount namespace whose /run is the test's own: it keeps
+// its state in /run/patroni-vip-check/nobody, made by root as the packages'
+// tmpfiles.d would, and de-duplicates as root's does. Another user cannot
+// take that directory first, and without it the check says how to make it.
 func TestScriptUser(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to switch users")
-	}
-	const uid = 65534 // nobody
-	dir := fmt.Sprintf("/tmp/patroni-vip-check-%d", uid)
-	if _, err := os.Lstat(dir); err == nil {
-		t.Fatalf("%s exists already; remove it to run this test", dir)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	needRoot(t)
 	p := newPatroni(503, "replica")
 	defer p.Close()
 	c := newCmd(t)
@@ -583,26 +628,41 @@ func TestScriptUser(t *testing.T) {
 		}
 	}
 	os.Chmod(c.log.path, 0o777)
-	for i := 0; i < 10; i++ {
-		// keepalived runs scripts with umask 0177.
-		x := exec.Command("/bin/sh", "-c", `umask 0177; exec "$0" "$@"`, bin, "--log", "syslog", "--log-socket", c.log.path, p.URL+"/primary")
-		x.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
-		var stderr bytes.Buffer
-		x.Stderr = &stderr
-		err := x.Run()
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-			t.Fatalf("run %d as nobody: %v %s", i, err, stderr.String())
-		}
-	}
-	fi, err := os.Stat(dir)
+	script := `set -e
+mount -t tmpfs -o mode=0755 pvc-unit-run /run
+mkdir -m 0711 /run/patroni-vip-check
+as() { uid=$1; shift; setpriv --reuid=$uid --regid=$uid --clear-groups sh -c 'umask 0177; exec "$@"' sh "$@"; }
+# Another user cannot make nobody's directory first.
+if as 12345 mkdir /run/patroni-vip-check/nobody 2>/dev/null; then echo "PRE-EMPTED"; exit 0; fi
+# Without its directory the check says how to make it.
+as 65534 "$BIN" --log stderr "$URL" 2>&1 || true
+install -d -m 0700 -o 65534 -g 65534 /run/patroni-vip-check/nobody
+for i in 1 2 3 4 5 6 7 8 9 10; do
+	as 65534 "$BIN" --log syslog --log-socket "$SOCK" "$URL" || echo "exit $?"
+done
+stat -c '%u %a' /run/patroni-vip-check/nobody
+ls /run/patroni-vip-check/nobody
+`
+	x := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script)
+	x.Env = append(os.Environ(), "BIN="+bin, "URL="+p.URL+"/primary", "SOCK="+c.log.path)
+	out, err := x.CombinedOutput()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v: %s", err, out)
 	}
-	if st := fi.Sys().(*syscall.Stat_t); st.Uid != uid || fi.Mode().Perm() != 0o700 {
-		t.Errorf("%s: uid %d mode %v, want %d and 0700", dir, st.Uid, fi.Mode(), uid)
+	got := string(out)
+	if strings.Contains(got, "PRE-EMPTED") {
+		t.Fatal("another user created nobody's state directory")
 	}
-	if lines := c.log.lines(); len(lines) != 1 {
+	if !strings.Contains(got, `only root can create it: add "d /run/patroni-vip-check/nobody 0700 nobody nobody -"`) {
+		t.Errorf("without its directory, the check does not say how to make it:\n%s", got)
+	}
+	if strings.Count(got, "exit 1") != 10 {
+		t.Errorf("10 runs of a replica did not all exit 1:\n%s", got)
+	}
+	if !strings.Contains(got, "65534 700\n") || !regexp.MustCompile(`(?m)^127\.0\.0\.1_\d+_primary-[0-9a-f]{16}\.state$`).MatchString(got) {
+		t.Errorf("the state directory or its file:\n%s", got)
+	}
+	if lines := c.log.lines(t); len(lines) != 1 {
 		t.Errorf("10 runs as nobody logged %d lines: %q", len(lines), lines)
 	}
 }
@@ -619,14 +679,44 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 }
 
 // hungPeer is the URL of a peer that accepts connections and never
-// answers, until the test ends.
-func hungPeer(t *testing.T) string {
+// answers, until the test ends, and a channel that receives each
+// connection as it is accepted.
+func hungPeer(t *testing.T) (string, <-chan struct{}) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go hangOn(ln)
-	return "http://" + ln.Addr().String() + "/primary"
+	accepted := make(chan struct{}, 100)
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+			select {
+			case accepted <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return "http://" + ln.Addr().String() + "/primary", accepted
+}
+
+// waitFor waits for an event the test needs before it acts.
+func waitFor(t *testing.T, what string, ch <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no %s within 10s", what)
+	}
 }

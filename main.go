@@ -7,22 +7,30 @@
 // Command patroni-vip-check tells keepalived whether this node may hold the
 // Patroni cluster's virtual IP: it asks the local Patroni REST API within
 // one deadline, exits 0 (eligible) or 1 (not eligible, or could not tell),
-// and logs each change of state once. See README.md and
+// and logs each change of state at least once. See README.md and
 // patroni-vip-check(1).
+//
+// Following one check through the code:
+//
+//	main.go     the entry point, the subcommands, what signals do
+//	flags.go    the command line of both lifecycles
+//	once.go     a single run, as keepalived's vrrp_script: one deadline,
+//	            its fences, the state file, the exit status
+//	watch.go    patroni-vip-check watch: the poll loop and the track file
+//	line.go     the one way from a result to a log line, and -v
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/patroni-vip-check/patroni-vip-check/check"
 )
 
 // version is set at build time: -ldflags "-X main.version=..."
@@ -32,109 +40,66 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// grace is how long past the deadline the watchdog lets the process live;
-// its own last line may take 5ms more. keepalived's timeout should leave
-// more than this.
-const grace = 15 * time.Millisecond
-
-// run is the whole program: it returns the exit status, 0 or 1, and
-// nothing below it exits, except the watchdog and a second signal, the two
-// fences that hold when something below hangs.
+// run is the whole program: it returns the exit status, 0 or 1. Nothing
+// below it exits, but the fences of a single run (see once.go), which hold
+// when something below hangs.
 func run(args []string, stdout, stderr io.Writer) (code int) {
 	start := time.Now()
+	stop := catchSignals()
 	defer func() {
 		if p := recover(); p != nil {
-			fmt.Fprintf(stderr, "patroni-vip-check: error: internal error: %v\n", p)
+			fmt.Fprintf(stderr, "patroni-vip-check: error: internal error: %v\n%s", p, debug.Stack())
 			code = 1
 		}
 	}()
-
-	cfg, err := parseArgs(args)
-	if err != nil {
-		fmt.Fprintf(stderr, "patroni-vip-check: error: %v (see --help)\n", err)
-		newApp(salvage(args), start, stderr, true).reportBadArgs(args, err)
-		return 1
-	}
-	if cfg.help || cfg.version {
-		// A closed stdout (--help | head -1) must not kill us with SIGPIPE.
-		signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
-	}
-	switch {
-	case cfg.help:
-		fmt.Fprint(stdout, usage)
-		return 0
-	case cfg.version:
-		fmt.Fprintf(stdout, "patroni-vip-check %s\n", version)
-		return 0
-	}
-
-	a := newApp(cfg, start, stderr, false)
-	// The last fence: whatever blocks (a stalled log socket, a stuck
-	// filesystem), the process is gone just after the deadline.
-	watchdog := time.AfterFunc(time.Until(a.deadline.Add(grace)), func() {
-		a.overran(start)
-		os.Exit(1)
-	})
-	defer watchdog.Stop()
-
-	ctx, cancel := context.WithDeadline(context.Background(), a.httpDeadline)
-	defer cancel()
-	// keepalived ends a run that outlives its timeout with SIGTERM (SIGKILL
-	// 2s later): abort the request, record why, exit 1. A second signal
-	// exits at once. The handler is installed off the critical path:
-	// signal.Notify hands each signal to a thread of its own and waits for
-	// it (0.2 ms of a 3.5 ms run), while keepalived's SIGTERM comes a whole
-	// script timeout after the start. Nothing unregisters it: the process
-	// is about to exit, and signal.Stop waits for the signal loop to idle.
-	sigs := make(chan os.Signal, 2)
-	go func() {
-		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-		<-sigs
-		cancel()
-		<-sigs
-		os.Exit(1)
-	}()
-
-	checker, err := check.New(check.Options{
-		URL:            cfg.url,
-		ConnectTimeout: cfg.connectTimeout,
-		Retries:        cfg.retries,
-		RetryWait:      retryWait,
-		StatusOnly:     cfg.statusOnly,
-		CACert:         cfg.cacert,
-		Cert:           cfg.cert,
-		Key:            cfg.key,
-		ServerName:     cfg.servername,
-		Insecure:       cfg.insecure,
-		User:           cfg.user,
-		PasswordFile:   cfg.passwordFile,
-		UserAgent:      "patroni-vip-check/" + version,
-	})
-	var res check.Result
-	if err != nil {
-		res = check.Result{Class: check.Config, Err: err}
-	} else {
-		if cfg.verbose {
-			a.traceStart(checker)
-		}
-		res = checker.Check(ctx)
-	}
-	if cfg.verbose {
-		a.traceResult(checker, res)
-	}
-	a.report(checker, res)
-	if res.Eligible() {
-		return 0
-	}
-	return 1
+	return runOnce(args, start, stop, stdout, stderr)
 }
 
-// retryWait is the pause before a retry: long enough for a reset listener
-// to come back, short enough to fit twice in the default deadline.
-const retryWait = 25 * time.Millisecond
+// catchSignals keeps every signal from ending the process with a status
+// other than 0 or 1. SIGTERM (keepalived's timeout, systemd's stop) and
+// SIGINT arrive on the returned channel: each lifecycle ends on them in its
+// own way. Every other signal whose default action ends the process, with
+// or without a core dump, is ignored: SIGHUP, SIGQUIT, SIGPIPE (a write to
+// a closed pipe then fails with EPIPE instead), SIGUSR1, the real-time
+// signals and the rest. A signal that only a fault raises (SIGSEGV...) is
+// still a crash when a fault raises it; sent by kill(2), it is delivered
+// here and ignored.
+//
+// It is called first thing, synchronously: a handler installed later (the
+// first release did it from a goroutine, to save 0.2 ms) leaves a window in
+// which SIGTERM kills the process by signal. What remains is the Go
+// runtime's own start, before main, about a millisecond after exec.
+func catchSignals() <-chan os.Signal {
+	stop := make(chan os.Signal, 2)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	// Notify has no cost for these (the runtime does not hand them to a
+	// thread of their own) and makes a kill(2) of them harmless; ignoring
+	// them would not, for the runtime treats them as crashes.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGILL, syscall.SIGTRAP, syscall.SIGBUS,
+		syscall.SIGFPE, syscall.SIGSEGV, syscall.SIGSTKFLT, syscall.SIGSYS)
+	ignore := []os.Signal{syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGABRT, syscall.SIGPIPE,
+		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGALRM, syscall.SIGVTALRM,
+		syscall.SIGXCPU, syscall.SIGXFSZ, syscall.SIGIO, syscall.SIGPWR}
+	for rt := 34; rt <= 64; rt++ { // SIGRTMIN..SIGRTMAX as the kernel numbers them
+		ignore = append(ignore, syscall.Signal(rt))
+	}
+	signal.Ignore(ignore...)
+	ignoreLibcSignals()
+	return stop
+}
 
-// isTerminal reports whether fd is a terminal.
-func isTerminal(fd int) bool {
-	_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-	return err == nil
+// ignoreLibcSignals ignores signals 32 and 34, which os/signal cannot:
+// the runtime leaves them to C libraries (glibc's cancellation signal,
+// musl's synccall), so it neither installs a handler nor honours
+// signal.Ignore for them, and their default action ends the process. A
+// static Go binary uses neither. (Signal 33 is the runtime's own, and
+// harmless.)
+func ignoreLibcSignals() {
+	act := struct {
+		handler, flags, restorer uintptr
+		mask                     uint64
+	}{handler: 1} // SIG_IGN; the layout of the kernel's struct sigaction on amd64 and arm64
+	for _, sig := range []uintptr{32, 34} {
+		unix.RawSyscall6(unix.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -105,18 +106,18 @@ func hangOn(ln net.Listener) {
 }
 
 func TestParseArgsDefaults(t *testing.T) {
-	c, err := parseArgs(nil)
+	c, err := parseArgs(once, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.url != defaultURL || c.timeout != 800*time.Millisecond || c.connectTimeout != 300*time.Millisecond ||
-		c.retries != 1 || c.remind != time.Hour || c.logTarget != "auto" || c.statusOnly || c.noState {
+		c.retries != 1 || c.remind != time.Hour || c.logTgt != "auto" || c.statusOnly || c.noState {
 		t.Errorf("defaults %+v", c)
 	}
 }
 
 func TestParseArgsInterspersed(t *testing.T) {
-	c, err := parseArgs([]string{"http://198.51.100.11:8008/replica?lag=16MB", "--timeout", "500ms", "-v", "--retries=0"})
+	c, err := parseArgs(once, []string{"http://198.51.100.11:8008/replica?lag=16MB", "--timeout", "500ms", "-v", "--retries=0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,34 +127,79 @@ func TestParseArgsInterspersed(t *testing.T) {
 }
 
 func TestSalvage(t *testing.T) {
-	c := salvage([]string{"--timeout", "x", "--log", "syslog", "--log-socket=/tmp/s", "--state-dir", "/tmp/st", "--no-state"})
-	if c.logTarget != "syslog" || c.logSocket != "/tmp/s" || c.stateDir != "/tmp/st" || !c.noState || c.remind != time.Hour {
+	c := salvage(once, []string{"--timeout", "x", "--log", "syslog", "--log-socket=/tmp/s", "--state-dir", "/tmp/st", "--remind", "5m"})
+	if c.logTgt != "syslog" || c.logSock != "/tmp/s" || c.stateDir != "/tmp/st" || c.remind != 5*time.Minute {
 		t.Errorf("salvaged %+v", c)
 	}
 }
 
+// TestDoubleDashEndsFlags: after "--" everything is the URL, however
+// flag-like: it neither sets a flag nor is salvaged as one.
+func TestDoubleDashEndsFlags(t *testing.T) {
+	_, err := parseArgs(once, []string{"--", "http://127.0.0.1:8008/primary", "--timeout=5s"})
+	if err == nil || !strings.Contains(err.Error(), "one URL expected, got 2") {
+		t.Errorf("-- URL --timeout=5s: %v", err)
+	}
+	c, err := parseArgs(once, []string{"--", "--state-dir=00"})
+	if err != nil || c.url != "--state-dir=00" || c.stateDir != "" {
+		t.Errorf("-- --state-dir=00: %+v, %v", c, err)
+	}
+	if s := salvage(once, []string{"--bogus", "--", "--state-dir=00"}); s.stateDir != "" {
+		t.Errorf("salvage took --state-dir from after --: %q", s.stateDir)
+	}
+	// A flag's value may be "--"; it does not end the flags.
+	c, err = parseArgs(once, []string{"--servername", "--", "--timeout", "2s"})
+	if err != nil || c.servername != "--" || c.timeout != 2*time.Second {
+		t.Errorf("--servername -- --timeout 2s: %+v, %v", c, err)
+	}
+}
+
+func TestWatchFlags(t *testing.T) {
+	c, err := parseArgs(watch, []string{"--interval", "200ms", "--track-file", "/run/x/y", "http://198.51.100.11:8008/primary"})
+	if err != nil || c.interval != 200*time.Millisecond || c.trackFile != "/run/x/y" || c.url != "http://198.51.100.11:8008/primary" {
+		t.Errorf("%+v, %v", c, err)
+	}
+	if _, err := parseArgs(once, []string{"--interval", "1s"}); err == nil || !strings.Contains(err.Error(), "--interval is a flag of patroni-vip-check watch") {
+		t.Errorf("--interval without watch: %v", err)
+	}
+	if _, err := parseArgs(watch, []string{"--no-state"}); err == nil || !strings.Contains(err.Error(), "keeps its state in memory") {
+		t.Errorf("--no-state with watch: %v", err)
+	}
+	if _, err := parseArgs(watch, []string{"--interval", "1ms"}); err == nil {
+		t.Error("--interval 1ms accepted")
+	}
+}
+
 // FuzzParseArgs: any command line parses or fails with a one-line error;
-// nothing panics, and what parses is consistent.
+// nothing panics, what parses is consistent, and salvage reads the same
+// logging and state flags from it as parseArgs.
 func FuzzParseArgs(f *testing.F) {
 	f.Add("--timeout\x00800ms\x00http://127.0.0.1:8008/primary")
 	f.Add("-v\x00--log=syslog\x00--log-socket\x00/dev/log")
 	f.Add("--retries\x0011")
 	f.Add("--\x00--help")
+	f.Add("--\x00--state-dir=00")
+	f.Add("--servername\x00--\x00--state-dir\x00/x")
 	f.Fuzz(func(t *testing.T, joined string) {
 		args := splitNUL(joined)
-		c, err := parseArgs(args)
-		if err != nil {
-			if msg := err.Error(); msg == "" || containsNewline(msg) {
-				t.Fatalf("error %q", msg)
+		for _, m := range []mode{once, watch} {
+			c, err := parseArgs(m, args)
+			s := salvage(m, args)
+			if err != nil {
+				if msg := err.Error(); msg == "" || containsNewline(msg) {
+					t.Fatalf("error %q", msg)
+				}
+				continue
 			}
-			salvage(args)
-			return
-		}
-		if c.help || c.version {
-			return
-		}
-		if c.timeout < 10*time.Millisecond || c.connectTimeout <= 0 || c.retries < 0 || c.retries > 10 || c.remind < 0 {
-			t.Fatalf("accepted %+v", c)
+			if c.help || c.version {
+				continue
+			}
+			if c.timeout < 10*time.Millisecond || c.connectTimeout <= 0 || c.retries < 0 || c.retries > 10 || c.remind < 0 {
+				t.Fatalf("accepted %+v", c)
+			}
+			if s.logTgt != c.logTgt || s.logSock != c.logSock || s.stateDir != c.stateDir || s.remind != c.remind || s.noState != c.noState {
+				t.Fatalf("salvage %+v disagrees with parseArgs %+v on %q", s, c, args)
+			}
 		}
 	})
 }

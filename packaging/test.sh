@@ -285,8 +285,8 @@ check "rpmlint unpacked the payload (it saw the binary)" lacks "$work/rpmlint.ou
 mkdir -p "$work/troot/usr/lib/tmpfiles.d"
 cp "$work/deb/usr/lib/tmpfiles.d/patroni-vip-check.conf" "$work/troot/usr/lib/tmpfiles.d/"
 systemd-tmpfiles --create --root="$work/troot" patroni-vip-check.conf >&2
-check "the tmpfiles.d entry creates /run/patroni-vip-check 0700 root:root" \
-	same "systemd-tmpfiles --create --root" "700 root:root directory" \
+check "the tmpfiles.d entry creates /run/patroni-vip-check 0711 root:root" \
+	same "systemd-tmpfiles --create --root" "711 root:root directory" \
 	"$(stat -c '%a %U:%G %F' "$work/troot/run/patroni-vip-check" 2>&1)"
 
 # --- a stand-in for Patroni's REST API and a namespace to run the check in -----
@@ -346,8 +346,8 @@ check "every directory above /usr/bin/patroni-vip-check is root-owned and not gr
 		stat -L -c '%U %A %n' "$p" | awk '$1 != "root" || substr($2, 6, 1) == "w" || substr($2, 9, 1) == "w"'
 	done)"
 check "man finds the installed man page" eval 'man -w patroni-vip-check | grep -qx /usr/share/man/man1/patroni-vip-check.1.gz'
-check "postinst created /run/patroni-vip-check 0700 root:root" \
-	same "/run/patroni-vip-check" "700 root:root directory" "$(stat -c '%a %U:%G %F' /run/patroni-vip-check 2>&1)"
+check "postinst created /run/patroni-vip-check 0711 root:root" \
+	same "/run/patroni-vip-check" "711 root:root directory" "$(stat -c '%a %U:%G %F' /run/patroni-vip-check 2>&1)"
 
 out=$(/usr/bin/patroni-vip-check --version 2>&1)
 rc=$?

@@ -21,15 +21,19 @@ type Dir struct {
 }
 
 // OpenDir opens the state directory at path, creating its last component
-// (mode 0700) when missing. It refuses a path with a symlink in any
+// with mode perm (0700, or 0711 for a directory that holds other users'
+// directories) when missing. It refuses a path with a symlink in any
 // component, and a directory not owned by the effective user or writable by
 // group or others: whoever can write there could make the check log lies.
-func OpenDir(path string) (*Dir, error) {
+func OpenDir(path string, perm uint32) (*Dir, error) {
 	if !filepath.IsAbs(path) {
 		return nil, fmt.Errorf("state dir %q: not an absolute path", path)
 	}
 	clean := filepath.Clean(path)
-	fd, err := unix.Open("/", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	// Components above the state directory are opened with O_PATH: they
+	// need only be searchable (the parent of other users' directories is
+	// 0711), not readable.
+	fd, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("state dir %s: %w", clean, err)
 	}
@@ -40,20 +44,21 @@ func OpenDir(path string) (*Dir, error) {
 			continue
 		}
 		walked += "/" + name
-		next, err := openDirAt(fd, name)
-		if errors.Is(err, unix.ENOENT) && i == len(parts)-1 {
+		last := i == len(parts)-1
+		next, err := openDirAt(fd, name, last)
+		if errors.Is(err, unix.ENOENT) && last {
 			created := false
-			if err = unix.Mkdirat(fd, name, 0o700); err == nil {
+			if err = unix.Mkdirat(fd, name, perm&0o755); err == nil {
 				created = true
 			}
 			if err == nil || errors.Is(err, unix.EEXIST) {
-				next, err = openDirAt(fd, name)
+				next, err = openDirAt(fd, name, last)
 			}
 			// mkdir's mode passes through the umask, and keepalived runs
 			// scripts with umask 0177: a bare 0600 directory, which its
 			// owner cannot enter unless it is root.
 			if err == nil && created {
-				err = unix.Fchmod(next, 0o700)
+				err = unix.Fchmod(next, perm&0o755)
 			}
 		}
 		unix.Close(fd)
@@ -81,8 +86,12 @@ func OpenDir(path string) (*Dir, error) {
 	return &Dir{path: clean, fd: fd}, nil
 }
 
-func openDirAt(dirfd int, name string) (int, error) {
-	return unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+func openDirAt(dirfd int, name string, last bool) (int, error) {
+	mode := unix.O_PATH
+	if last {
+		mode = unix.O_RDONLY
+	}
+	return unix.Openat(dirfd, name, mode|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 }
 
 func isSymlinkPath(p string) bool {
@@ -164,6 +173,8 @@ func (d *Dir) open(t *Tx) (int, unix.Stat_t, error) {
 		switch {
 		case errors.Is(err, unix.ELOOP):
 			what = "a symlink"
+		case errors.Is(err, unix.ENXIO):
+			what = "a socket" // open(2) of a unix socket fails with ENXIO
 		case errors.Is(err, unix.EISDIR):
 			return -1, st, fmt.Errorf("%s is a directory", filepath.Join(d.path, t.name))
 		case err != nil:
@@ -271,22 +282,82 @@ func (t *Tx) Load() (*State, error) {
 // synced and renamed over the old one, so a crash leaves the old state or
 // the new, never a torn one.
 func (t *Tx) Save(s State) error {
+	if t.loaded != nil && t.loaded.Class == s.Class {
+		return t.overwrite(s)
+	}
+	p, err := t.Prepare(s)
+	if err != nil {
+		return err
+	}
+	return p.Commit()
+}
+
+// overwrite rewrites the record in place.
+func (t *Tx) overwrite(s State) error {
 	rec, err := Encode(s)
 	if err != nil {
 		return err
 	}
-	if t.loaded != nil && t.loaded.Class == s.Class {
-		n, err := unix.Pwrite(t.fd, rec, 0)
-		if err == nil && n != len(rec) {
-			err = fmt.Errorf("short write (%d of %d bytes)", n, len(rec))
-		}
-		if err != nil {
-			return fmt.Errorf("saving %s: %w", filepath.Join(t.dir.path, t.name), err)
-		}
+	n, err := unix.Pwrite(t.fd, rec, 0)
+	if err == nil && n != len(rec) {
+		err = fmt.Errorf("short write (%d of %d bytes)", n, len(rec))
+	}
+	if err != nil {
+		return fmt.Errorf("saving %s: %w", filepath.Join(t.dir.path, t.name), err)
+	}
+	return nil
+}
+
+// Pending is a new state written and synced beside the state file, not yet
+// in its place. The caller logs the change, and commits only once the log
+// took the line: a change that was not logged stays unsaved, so the next
+// run logs it again.
+type Pending struct {
+	tx  *Tx
+	tmp string
+}
+
+// Prepare writes s to a temporary file next to the state file and syncs it.
+// It fails when the state cannot be saved (a full or read-only file
+// system), before anything is logged, so the line can say so.
+func (t *Tx) Prepare(s State) (*Pending, error) {
+	rec, err := Encode(s)
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := t.dir.writeTemp(t.name, rec)
+	if err != nil {
+		return nil, fmt.Errorf("saving %s: %w", filepath.Join(t.dir.path, t.name), err)
+	}
+	return &Pending{tx: t, tmp: tmp}, nil
+}
+
+// Commit puts the new state in place.
+func (p *Pending) Commit() error {
+	d := p.tx.dir
+	if err := unix.Renameat(d.fd, p.tmp, d.fd, p.tx.name); err != nil {
+		unix.Unlinkat(d.fd, p.tmp, 0)
+		return fmt.Errorf("saving %s: %w", filepath.Join(d.path, p.tx.name), err)
+	}
+	return nil
+}
+
+// Abort drops the new state: the old one stays.
+func (p *Pending) Abort() { unix.Unlinkat(p.tx.dir.fd, p.tmp, 0) }
+
+// Invalidate is for a change that was logged but whose state could not be
+// saved (Prepare or Commit failed): it makes sure the next run cannot take
+// the old state for the current one, which would leave the change that
+// follows unlogged. It writes s over the old record in place, which needs
+// no new space (the record has a fixed length), and failing that removes
+// the state file. On a read-only file system neither works; then every
+// later run fails to save too, and logs.
+func (t *Tx) Invalidate(s State) error {
+	if err := t.overwrite(s); err == nil {
 		return nil
 	}
-	if err := t.dir.replace(t.name, rec); err != nil {
-		return fmt.Errorf("saving %s: %w", filepath.Join(t.dir.path, t.name), err)
+	if err := unix.Unlinkat(t.dir.fd, t.name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("removing %s: %w", filepath.Join(t.dir.path, t.name), err)
 	}
 	return nil
 }
@@ -303,44 +374,81 @@ func (t *Tx) Close() error {
 
 // replace atomically puts a file holding data at name: a temporary file in
 // the same directory, written, synced, then renamed; removed on failure.
-// The directory itself is not synced: the state is meant for tmpfs, and
-// after a crash an older state costs one repeated or missing line at most.
 func (d *Dir) replace(name string, data []byte) error {
-	tmp := "." + name + "." + strconv.Itoa(os.Getpid()) + ".tmp"
-	fd, err := unix.Openat(d.fd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	if errors.Is(err, unix.EEXIST) {
-		// Left by a process with our PID that died before renaming.
-		unix.Unlinkat(d.fd, tmp, 0)
-		fd, err = unix.Openat(d.fd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	}
+	tmp, err := d.writeTemp(name, data)
 	if err != nil {
 		return err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			unix.Unlinkat(d.fd, tmp, 0)
-		}
-	}()
-	if len(data) > 0 {
-		n, err := unix.Write(fd, data)
-		if err == nil && n != len(data) {
-			err = fmt.Errorf("short write (%d of %d bytes)", n, len(data))
-		}
-		if err == nil {
-			err = unix.Fsync(fd)
-		}
-		if err != nil {
-			unix.Close(fd)
-			return err
-		}
-	}
-	if err := unix.Close(fd); err != nil {
-		return err
-	}
 	if err := unix.Renameat(d.fd, tmp, d.fd, name); err != nil {
+		unix.Unlinkat(d.fd, tmp, 0)
 		return err
 	}
-	ok = true
 	return nil
+}
+
+// writeTemp writes data to a new temporary file for name and syncs it. The
+// directory itself is not synced: the state is meant for tmpfs, and after
+// a crash an older state costs one repeated line at most.
+func (d *Dir) writeTemp(name string, data []byte) (string, error) {
+	d.sweep(name)
+	tmp := tempPrefix(name) + strconv.Itoa(os.Getpid()) + ".tmp"
+	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	fd, err := unix.Openat(d.fd, tmp, flags, 0o600)
+	if errors.Is(err, unix.EEXIST) {
+		// Left by a process with our PID that died before renaming.
+		unix.Unlinkat(d.fd, tmp, 0)
+		fd, err = unix.Openat(d.fd, tmp, flags, 0o600)
+	}
+	if err != nil {
+		return "", err
+	}
+	if len(data) > 0 {
+		n, werr := unix.Write(fd, data)
+		if werr == nil && n != len(data) {
+			werr = fmt.Errorf("short write (%d of %d bytes)", n, len(data))
+		}
+		if werr == nil {
+			werr = unix.Fsync(fd)
+		}
+		err = werr
+	}
+	if cerr := unix.Close(fd); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		unix.Unlinkat(d.fd, tmp, 0)
+		return "", err
+	}
+	return tmp, nil
+}
+
+func tempPrefix(name string) string { return "." + name + "." }
+
+// sweep removes the temporary files of name left by runs that were killed
+// between writing and renaming (keepalived's SIGKILL, an OOM kill): those
+// whose PID no longer runs. It is called only when a new state is written,
+// which is rare, so an unchanged state costs no directory read.
+func (d *Dir) sweep(name string) {
+	fd, err := unix.Openat(d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	f := os.NewFile(uintptr(fd), d.path)
+	names, _ := f.Readdirnames(-1)
+	f.Close()
+	prefix := tempPrefix(name)
+	for _, n := range names {
+		pidText, ok := strings.CutPrefix(n, prefix)
+		if !ok {
+			continue
+		}
+		pidText, ok = strings.CutSuffix(pidText, ".tmp")
+		pid, err := strconv.Atoi(pidText)
+		if !ok || err != nil || pid <= 0 || pid == os.Getpid() {
+			continue
+		}
+		if err := unix.Kill(pid, 0); errors.Is(err, unix.ESRCH) {
+			unix.Unlinkat(d.fd, n, 0)
+		}
+	}
 }

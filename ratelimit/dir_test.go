@@ -2,7 +2,10 @@ package ratelimit
 
 import (
 	"errors"
+	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,7 +17,7 @@ import (
 func openTemp(t *testing.T) (*Dir, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "state")
-	d, err := OpenDir(path)
+	d, err := OpenDir(path, 0o700)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +89,7 @@ func TestOpenDirRefuses(t *testing.T) {
 		filepath.Join(base, "missing", "sub"): "no such file",
 	}
 	for path, want := range cases {
-		if _, err := OpenDir(path); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := OpenDir(path, 0o700); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("OpenDir(%s): %v, want %q", path, err, want)
 		}
 	}
@@ -104,7 +107,7 @@ func TestOpenDirRefusesOtherOwner(t *testing.T) {
 	if err := os.Chown(path, 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenDir(path); err == nil || !strings.Contains(err.Error(), "owned by uid 65534") {
+	if _, err := OpenDir(path, 0o700); err == nil || !strings.Contains(err.Error(), "owned by uid 65534") {
 		t.Errorf("OpenDir of a directory owned by nobody: %v", err)
 	}
 }
@@ -168,7 +171,7 @@ func TestCorruptStateStartsAfresh(t *testing.T) {
 }
 
 func TestReplacesWhatIsNotAStateFile(t *testing.T) {
-	for _, kind := range []string{"symlink", "dangling symlink", "hard link", "fifo"} {
+	for _, kind := range []string{"symlink", "dangling symlink", "hard link", "fifo", "socket"} {
 		t.Run(kind, func(t *testing.T) {
 			d, path := openTemp(t)
 			file := filepath.Join(path, "x.state")
@@ -186,6 +189,12 @@ func TestReplacesWhatIsNotAStateFile(t *testing.T) {
 				os.Link(victim, file)
 			case "fifo":
 				syscall.Mkfifo(file, 0o600)
+			case "socket":
+				ln, err := net.Listen("unix", file)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ln.Close()
 			}
 			tx, err := d.Begin("x.state", soon())
 			if err != nil {
@@ -276,9 +285,16 @@ func TestOverlappingRuns(t *testing.T) {
 // TestOpenDirIgnoresUmask: keepalived runs scripts with umask 0177, which
 // would make a 0600 directory that a non-root owner cannot enter.
 func TestOpenDirIgnoresUmask(t *testing.T) {
+	// The test's own directory first: made under this umask it would be
+	// 0600, which an unprivileged user running the tests cannot enter.
+	path := filepath.Join(t.TempDir(), "state")
 	old := syscall.Umask(0o177)
-	defer syscall.Umask(old)
-	_, path := openTemp(t)
+	d, err := OpenDir(path, 0o700)
+	syscall.Umask(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
@@ -306,4 +322,114 @@ func TestMisfit(t *testing.T) {
 			t.Errorf("mode %o nlink %d: %q, want %q", tc.mode, tc.nlink, got, tc.want)
 		}
 	}
+}
+
+// TestPendingCommitsOnlyWhenAsked: a new state waits beside the old one
+// until Commit (the line was logged); Abort leaves the old one and no
+// temporary file.
+func TestPendingCommitsOnlyWhenAsked(t *testing.T) {
+	d, path := openTemp(t)
+	now := time.Unix(1764064800, 0)
+	update(t, d, "x.state", "not-eligible", now)
+	file := filepath.Join(path, "x.state")
+	for _, commit := range []bool{false, true} {
+		tx, err := d.Begin("x.state", soon())
+		if err != nil {
+			t.Fatal(err)
+		}
+		prev, _ := tx.Load()
+		next, _ := Policy{}.Next(prev, "eligible", false, now.Add(time.Second))
+		p, err := tx.Prepare(next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := readState(t, file); s.Class != "not-eligible" {
+			t.Fatalf("prepared state already in place: %+v", s)
+		}
+		if commit {
+			if err := p.Commit(); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			p.Abort()
+		}
+		tx.Close()
+		want := "not-eligible"
+		if commit {
+			want = "eligible"
+		}
+		if s := readState(t, file); s.Class != want {
+			t.Errorf("commit=%v: state %+v, want %s", commit, s, want)
+		}
+		if entries, _ := os.ReadDir(path); len(entries) != 1 {
+			t.Errorf("commit=%v: %d entries, want the state file alone", commit, len(entries))
+		}
+	}
+}
+
+// TestInvalidateWritesInPlace: when a change cannot be saved by rename, the
+// record is overwritten in place, so that the old state cannot hide the
+// next change.
+func TestInvalidateWritesInPlace(t *testing.T) {
+	d, path := openTemp(t)
+	now := time.Unix(1764064800, 0)
+	update(t, d, "x.state", "not-eligible", now)
+	file := filepath.Join(path, "x.state")
+	ino := inode(t, file)
+	tx, err := d.Begin("x.state", soon())
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev, _ := tx.Load()
+	next, _ := Policy{}.Next(prev, "eligible", false, now.Add(time.Second))
+	if err := tx.Invalidate(next); err != nil {
+		t.Fatal(err)
+	}
+	tx.Close()
+	if s := readState(t, file); s.Class != "eligible" || inode(t, file) != ino {
+		t.Errorf("state %+v, inode changed %v", s, inode(t, file) != ino)
+	}
+	if k := update(t, d, "x.state", "not-eligible", now.Add(2*time.Second)).Kind; k != Change {
+		t.Errorf("the demotion after an invalidated promotion: %v, want change", k)
+	}
+}
+
+// TestSweepRemovesDeadTemps: a run killed between writing its temporary
+// file and renaming it leaves the file behind; the next new state removes
+// it, but never that of a run still alive.
+func TestSweepRemovesDeadTemps(t *testing.T) {
+	d, path := openTemp(t)
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(path, fmt.Sprintf(".x.state.%d.tmp", dead.Process.Pid))
+	live := filepath.Join(path, fmt.Sprintf(".x.state.%d.tmp", os.Getppid()))
+	other := filepath.Join(path, fmt.Sprintf(".y.state.%d.tmp", dead.Process.Pid))
+	for _, f := range []string{stale, live, other} {
+		os.WriteFile(f, []byte("half"), 0o600)
+	}
+	update(t, d, "x.state", "timeout", time.Now())
+	if _, err := os.Lstat(stale); err == nil {
+		t.Error("the dead run's temporary file is still there")
+	}
+	if _, err := os.Lstat(live); err != nil {
+		t.Error("a live run's temporary file was removed")
+	}
+	if _, err := os.Lstat(other); err != nil {
+		t.Error("another state's temporary file was removed")
+	}
+}
+
+func readState(t *testing.T, file string) State {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -1,16 +1,25 @@
-// Package sink delivers the check's log events where operators read them:
+// Package sink delivers the check's log lines where operators read them:
 // the systemd journal (native protocol, with structured fields), syslog
-// (/dev/log), or stderr. Each sink is a zerolog.LevelWriter: zerolog
-// renders an event as one JSON object, and the sink re-renders it in its
-// own format. Sockets are opened on the first event, so a run that logs
-// nothing costs nothing, and every write is bounded by a deadline.
+// (/dev/log), or stderr.
+//
+// The command builds each event with zerolog, which renders it as one JSON
+// object; Writer decodes that object once (as zerolog's own journald
+// writer does), escapes and bounds every piece of text in it, and hands
+// the resulting Line to a Destination. So no destination ever sees text
+// that could break a line: a role of "\nsshd[1]: Accepted password..." from
+// a hostile peer arrives as one line with "\n" spelled out. Writer also
+// remembers whether the destination took the line, which the caller needs
+// to log each change of state at least once.
+//
+// Sockets are opened on the first line, so a run that logs nothing costs
+// nothing, and every write is bounded in time.
 package sink
 
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"sort"
 
 	"github.com/rs/zerolog"
@@ -25,30 +34,82 @@ const (
 	SyslogSocket  = "/dev/log"
 )
 
-// event is a zerolog event taken apart.
-type event struct {
-	level   zerolog.Level
-	message string
-	fields  []field // sorted by key, without level and message
+// Bounds of a line, after escaping: far above any line of the check's own,
+// far below what the journal and syslog daemons refuse or cut (a datagram
+// of a few KiB).
+const (
+	MaxValue   = 512  // bytes of one field
+	MaxMessage = 2048 // bytes of the message
+	MaxFields  = 32
+)
+
+// Line is one log line as every destination writes it: its level, the
+// message for people and the fields for machines, all of it clean
+// (printable UTF-8, no line breaks) and bounded.
+type Line struct {
+	Level   zerolog.Level
+	Message string
+	Fields  []Field // sorted by key; neither level nor message among them
 }
 
-type field struct{ key, value string }
+// Field is one key and its value, both clean.
+type Field struct{ Key, Value string }
 
-// decode parses one zerolog JSON event. Numbers keep their text.
-func decode(level zerolog.Level, p []byte) (event, error) {
+// A Destination takes lines. Send reports whether the line was taken.
+type Destination interface {
+	Send(Line) error
+	Close() error
+}
+
+// ErrNotTaken marks a line a destination did not take. Send's error wraps
+// it when the line went no further than a fallback (stderr, which
+// keepalived points at /dev/null), so that the caller logs it again later.
+var ErrNotTaken = errors.New("line not taken by the log")
+
+// Writer is the zerolog.LevelWriter in front of a Destination. It is not
+// safe for concurrent use; each lifecycle gives it one goroutine.
+type Writer struct {
+	Dest Destination
+	err  error
+}
+
+func (w *Writer) Write(p []byte) (int, error) { return w.WriteLevel(zerolog.NoLevel, p) }
+
+func (w *Writer) WriteLevel(l zerolog.Level, p []byte) (int, error) {
+	line, err := Decode(l, p)
+	if err == nil {
+		err = w.Dest.Send(line)
+	}
+	// The outcome is kept for Err, not returned: zerolog would print a
+	// failed write on the process's stderr, which may be a full pipe.
+	w.err = err
+	return len(p), nil
+}
+
+// Err is the outcome of the last line written: nil if the destination
+// took it.
+func (w *Writer) Err() error { return w.err }
+
+// Close closes the destination.
+func (w *Writer) Close() error { return w.Dest.Close() }
+
+// Decode turns one zerolog JSON event into a clean Line. Numbers keep
+// their text.
+func Decode(level zerolog.Level, p []byte) (Line, error) {
 	dec := json.NewDecoder(bytes.NewReader(p))
 	dec.UseNumber()
 	var m map[string]any
 	if err := dec.Decode(&m); err != nil {
-		return event{}, fmt.Errorf("log event is not JSON: %w", err)
+		return Line{}, fmt.Errorf("log event is not JSON: %w", err)
 	}
-	ev := event{level: level}
+	line := Line{Level: level}
 	for k, v := range m {
 		switch k {
 		case zerolog.LevelFieldName:
 			continue
 		case zerolog.MessageFieldName:
-			ev.message, _ = v.(string)
+			s, _ := v.(string)
+			line.Message = Clean(s, MaxMessage)
 			continue
 		}
 		var s string
@@ -57,41 +118,28 @@ func decode(level zerolog.Level, p []byte) (event, error) {
 			s = v
 		case json.Number:
 			s = v.String()
+		case bool:
+			s = fmt.Sprint(v)
 		case nil:
 			continue
 		default:
 			b, _ := json.Marshal(v)
 			s = string(b)
 		}
-		ev.fields = append(ev.fields, field{k, s})
+		line.Fields = append(line.Fields, Field{Clean(k, 64), Clean(s, MaxValue)})
 	}
-	sort.Slice(ev.fields, func(i, j int) bool { return ev.fields[i].key < ev.fields[j].key })
-	return ev, nil
+	sort.Slice(line.Fields, func(i, j int) bool { return line.Fields[i].Key < line.Fields[j].Key })
+	if len(line.Fields) > MaxFields {
+		line.Fields = line.Fields[:MaxFields]
+	}
+	return line, nil
 }
 
-// Stderr writes "patroni-vip-check: message" lines for a person at a
-// terminal, with "warning:" or "error:" where it applies.
-type Stderr struct{ W io.Writer }
+// Discard takes every line and writes it nowhere: --log none.
+type Discard struct{}
 
-func (s Stderr) Write(p []byte) (int, error) { return s.WriteLevel(zerolog.NoLevel, p) }
-
-func (s Stderr) WriteLevel(l zerolog.Level, p []byte) (int, error) {
-	ev, err := decode(l, p)
-	if err != nil {
-		return 0, err
-	}
-	prefix := ""
-	switch {
-	case l == zerolog.WarnLevel:
-		prefix = "warning: "
-	case l >= zerolog.ErrorLevel && l <= zerolog.PanicLevel:
-		prefix = "error: "
-	}
-	if _, err := fmt.Fprintf(s.W, "%s: %s%s\n", Ident, prefix, ev.message); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
+func (Discard) Send(Line) error { return nil }
+func (Discard) Close() error    { return nil }
 
 // severity maps zerolog levels to syslog severities (RFC 5424 6.2.1).
 func severity(l zerolog.Level) int {

@@ -85,9 +85,9 @@ func parseNative(b []byte) (map[string]string, error) {
 
 func TestJournalNativeProtocol(t *testing.T) {
 	c := newCollector(t)
-	j := &Journal{Path: c.path, Deadline: time.Now().Add(time.Second)}
+	j := &Journal{Path: c.path, Bound: Bound{Deadline: time.Now().Add(time.Second)}}
 	defer j.Close()
-	log := zerolog.New(j)
+	log := zerolog.New(&Writer{Dest: j})
 	log.Warn().Str("reason", "timeout").Int("http_status", 0).Str("url", "http://127.0.0.1:8008/primary").
 		Str("detail", "two\nlines").Str("previous-for", "3h12m").Msg("timeout: no answer")
 	f, err := parseNative(c.next(t))
@@ -101,7 +101,7 @@ func TestJournalNativeProtocol(t *testing.T) {
 		"REASON":            "timeout",
 		"HTTP_STATUS":       "0",
 		"URL":               "http://127.0.0.1:8008/primary",
-		"DETAIL":            "two\nlines",
+		"DETAIL":            `two\nlines`, // spelled out: one line, always
 		"PREVIOUS_FOR":      "3h12m",
 	}
 	for k, v := range want {
@@ -129,7 +129,7 @@ func TestSyslogLine(t *testing.T) {
 	c := newCollector(t)
 	s := &Syslog{Path: c.path, now: func() time.Time { return time.Date(2026, 11, 5, 9, 4, 5, 0, time.UTC) }}
 	defer s.Close()
-	log := zerolog.New(s)
+	log := zerolog.New(&Writer{Dest: s})
 	log.Info().Str("reason", "not-eligible").Msg("not primary: 503 from http://127.0.0.1:8008/primary")
 	want := fmt.Sprintf("<30>Nov  5 09:04:05 patroni-vip-check[%d]: not primary: 503 from http://127.0.0.1:8008/primary", os.Getpid())
 	if got := string(c.next(t)); got != want {
@@ -175,9 +175,9 @@ template(name="plain" type="string" string="%%syslogfacility-text%%.%%syslogseve
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	s := &Syslog{Path: sock, Deadline: time.Now().Add(time.Second)}
+	s := &Syslog{Path: sock, Bound: Bound{Deadline: time.Now().Add(time.Second)}}
 	defer s.Close()
-	log := zerolog.New(s)
+	log := zerolog.New(&Writer{Dest: s})
 	log.Info().Msg("not primary: 503 from http://127.0.0.1:8008/primary (role=replica, timeline=4)")
 	log.Warn().Msg("timeout: no answer within 750ms")
 	want := fmt.Sprintf("daemon.info patroni-vip-check %d not primary: 503 from http://127.0.0.1:8008/primary (role=replica, timeline=4)\n"+
@@ -197,7 +197,7 @@ template(name="plain" type="string" string="%%syslogfacility-text%%.%%syslogseve
 
 func TestStderrLine(t *testing.T) {
 	var b bytes.Buffer
-	log := zerolog.New(Stderr{W: &b})
+	log := zerolog.New(&Writer{Dest: Stderr{W: &b}})
 	log.Info().Str("reason", "eligible").Msg("primary: 200 from http://127.0.0.1:8008/primary")
 	log.Warn().Msg("timeout: no answer")
 	log.Error().Msg("configuration error: --cert needs --key")
@@ -227,10 +227,14 @@ func TestAutoPicks(t *testing.T) {
 	}
 	for _, tc := range cases {
 		var b bytes.Buffer
-		a := &Auto{Terminal: func() bool { return tc.terminal }, Stderr: &b, JournalPath: tc.journalPath, SyslogPath: tc.syslogPath, Deadline: time.Now().Add(time.Second)}
-		log := zerolog.New(a)
+		a := &Auto{Terminal: func() bool { return tc.terminal }, Stderr: &b, JournalPath: tc.journalPath, SyslogPath: tc.syslogPath, Bound: Bound{Deadline: time.Now().Add(time.Second)}}
+		w := &Writer{Dest: a}
+		log := zerolog.New(w)
 		log.Info().Msg("hello")
 		log.Info().Msg("again")
+		if w.Err() != nil {
+			t.Errorf("%s: the line was not taken: %v", tc.name, w.Err())
+		}
 		a.Close()
 		if got := received(journal); (got == 2) != tc.journal || got%2 != 0 {
 			t.Errorf("%s: journal received %d", tc.name, got)
@@ -261,12 +265,12 @@ func received(c *collector) int {
 // reading fills up; a write then fails at the deadline rather than block.
 func TestStalledReaderDoesNotBlock(t *testing.T) {
 	c := newCollector(t)
-	s := &Syslog{Path: c.path, Deadline: time.Now().Add(200 * time.Millisecond)}
+	s := &Syslog{Path: c.path, Bound: Bound{Deadline: time.Now().Add(200 * time.Millisecond)}}
 	defer s.Close()
 	start := time.Now()
 	var err error
 	for i := 0; i < 100000 && err == nil; i++ {
-		_, err = s.WriteLevel(zerolog.InfoLevel, []byte(`{"message":"`+strconv.Itoa(i)+strings.Repeat("x", 1000)+`"}`))
+		err = s.Send(Line{Level: zerolog.InfoLevel, Message: strconv.Itoa(i) + strings.Repeat("x", 1000)})
 	}
 	if err == nil {
 		t.Fatal("100000 writes to a socket nobody reads all succeeded")
@@ -278,9 +282,13 @@ func TestStalledReaderDoesNotBlock(t *testing.T) {
 
 func TestFallbackToStderr(t *testing.T) {
 	var b bytes.Buffer
-	f := Fallback{W: &Journal{Path: filepath.Join(t.TempDir(), "none")}, Stderr: &b}
-	log := zerolog.New(f)
+	f := Fallback{Dest: &Journal{Path: filepath.Join(t.TempDir(), "none")}, Stderr: &b}
+	w := &Writer{Dest: f}
+	log := zerolog.New(w)
 	log.Info().Msg("primary: 200")
+	if !errors.Is(w.Err(), ErrNotTaken) {
+		t.Errorf("a line that reached only stderr counted as taken: %v", w.Err())
+	}
 	out := b.String()
 	if !strings.Contains(out, "patroni-vip-check: warning: journal ") || !strings.HasSuffix(out, "patroni-vip-check: primary: 200\n") {
 		t.Errorf("stderr got %q", out)
@@ -293,7 +301,7 @@ func TestAutoLooksAtNothingBeforeTheFirstEvent(t *testing.T) {
 	calls := 0
 	var b bytes.Buffer
 	a := &Auto{Terminal: func() bool { calls++; return true }, Stderr: &b}
-	log := zerolog.New(a)
+	log := zerolog.New(&Writer{Dest: a})
 	if calls != 0 {
 		t.Fatalf("Terminal called %d times before any event", calls)
 	}

@@ -1,7 +1,6 @@
 package sink
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -9,67 +8,81 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
 )
 
-// Journal writes to systemd-journald's native socket, one datagram per
-// event, each field of the event as a journal field (REASON=, URL=, ...),
-// so that `journalctl -t patroni-vip-check REASON=timeout` works.
-// Protocol: https://systemd.io/JOURNAL_NATIVE_PROTOCOL/
-type Journal struct {
-	Path     string    // JournalSocket unless testing or redirected
-	Deadline time.Time // no write blocks past it
-	conn     *net.UnixConn
+// Bound says how long one write may block: until Deadline if set (a run's
+// own), and at most Timeout from the write (a resident watcher's), but
+// never less than minWrite: a run that is already late (it was stopped, or
+// starved of CPU) still gets a few milliseconds for its line, which is
+// when the line matters. The caller's watchdog bounds the process anyway.
+type Bound struct {
+	Deadline time.Time
+	Timeout  time.Duration
 }
 
-func (j *Journal) Write(p []byte) (int, error) { return j.WriteLevel(zerolog.NoLevel, p) }
+const minWrite = 5 * time.Millisecond
 
-func (j *Journal) WriteLevel(l zerolog.Level, p []byte) (int, error) {
-	ev, err := decode(l, p)
-	if err != nil {
-		return 0, err
+func (b Bound) at(now time.Time) time.Time {
+	t := b.Deadline
+	if b.Timeout > 0 && (t.IsZero() || now.Add(b.Timeout).Before(t)) {
+		t = now.Add(b.Timeout)
 	}
-	if err := send(&j.conn, j.Path, j.Deadline, journalDatagram(ev)); err != nil {
-		return 0, fmt.Errorf("journal %s: %w", j.Path, err)
+	if t.IsZero() {
+		return t
 	}
-	return len(p), nil
+	if floor := now.Add(minWrite); t.Before(floor) {
+		t = floor
+	}
+	return t
+}
+
+// Journal writes to systemd-journald's native socket, one datagram per
+// line, each field as a journal field (REASON=, URL=, ...), so that
+// `journalctl -t patroni-vip-check REASON=timeout` works.
+// Protocol: https://systemd.io/JOURNAL_NATIVE_PROTOCOL/
+type Journal struct {
+	Path  string // JournalSocket unless testing or redirected
+	Bound Bound
+	conn  *net.UnixConn
+}
+
+func (j *Journal) Send(l Line) error {
+	if err := send(&j.conn, j.Path, j.Bound, journalDatagram(l)); err != nil {
+		return fmt.Errorf("journal %s: %w", j.Path, err)
+	}
+	return nil
 }
 
 // Close closes the socket, if it was opened.
-func (j *Journal) Close() error { return closeConn(j.conn) }
+func (j *Journal) Close() error { return closeConn(&j.conn) }
 
-func journalDatagram(ev event) []byte {
+func journalDatagram(l Line) []byte {
 	var b []byte
-	b = appendJournalField(b, "MESSAGE", ev.message)
-	b = appendJournalField(b, "PRIORITY", strconv.Itoa(severity(ev.level)))
+	b = appendJournalField(b, "MESSAGE", l.Message)
+	b = appendJournalField(b, "PRIORITY", strconv.Itoa(severity(l.Level)))
 	b = appendJournalField(b, "SYSLOG_IDENTIFIER", Ident)
-	for _, f := range ev.fields {
-		if name := journalName(f.key); name != "" {
-			b = appendJournalField(b, name, f.value)
+	for _, f := range l.Fields {
+		if name := journalName(f.Key); name != "" {
+			b = appendJournalField(b, name, f.Value)
 		}
 	}
 	return b
 }
 
-// appendJournalField writes KEY=value\n, or, for a value holding a newline,
-// KEY\n, its length as a little-endian uint64, the value and \n.
+// appendJournalField writes KEY=value\n. A clean value holds no newline,
+// so the protocol's binary form is never needed.
 func appendJournalField(b []byte, key, value string) []byte {
-	if !strings.ContainsRune(value, '\n') {
-		b = append(b, key...)
-		b = append(b, '=')
-		b = append(b, value...)
-		return append(b, '\n')
-	}
 	b = append(b, key...)
-	b = append(b, '\n')
-	b = binary.LittleEndian.AppendUint64(b, uint64(len(value)))
+	b = append(b, '=')
 	b = append(b, value...)
 	return append(b, '\n')
 }
 
-// journalName turns a zerolog key into a journal field name: upper case,
+// journalName turns a key into a journal field name: upper case,
 // letters, digits and underscores, not starting with an underscore or a
 // digit (those are the journal's own), at most 64 characters.
 func journalName(key string) string {
@@ -95,39 +108,35 @@ func journalName(key string) string {
 // syslog(3) does: "<PRI>Mmm dd hh:mm:ss patroni-vip-check[PID]: message",
 // facility daemon (keepalived's own).
 type Syslog struct {
-	Path     string // SyslogSocket unless testing or redirected
-	Deadline time.Time
-	conn     *net.UnixConn
-	now      func() time.Time
+	Path  string // SyslogSocket unless testing or redirected
+	Bound Bound
+	conn  *net.UnixConn
+	now   func() time.Time
 }
 
 const facilityDaemon = 3
 
-func (s *Syslog) Write(p []byte) (int, error) { return s.WriteLevel(zerolog.NoLevel, p) }
-
-func (s *Syslog) WriteLevel(l zerolog.Level, p []byte) (int, error) {
-	ev, err := decode(l, p)
-	if err != nil {
-		return 0, err
-	}
+func (s *Syslog) Send(l Line) error {
 	now := time.Now
 	if s.now != nil {
 		now = s.now
 	}
-	line := fmt.Appendf(nil, "<%d>%s %s[%d]: %s", facilityDaemon*8+severity(l),
-		now().Format(time.Stamp), Ident, os.Getpid(), strings.ReplaceAll(ev.message, "\n", " "))
-	if err := send(&s.conn, s.Path, s.Deadline, line); err != nil {
-		return 0, fmt.Errorf("syslog %s: %w", s.Path, err)
+	line := fmt.Appendf(nil, "<%d>%s %s[%d]: %s", facilityDaemon*8+severity(l.Level),
+		now().Format(time.Stamp), Ident, os.Getpid(), l.Message)
+	if err := send(&s.conn, s.Path, s.Bound, line); err != nil {
+		return fmt.Errorf("syslog %s: %w", s.Path, err)
 	}
-	return len(p), nil
+	return nil
 }
 
 // Close closes the socket, if it was opened.
-func (s *Syslog) Close() error { return closeConn(s.conn) }
+func (s *Syslog) Close() error { return closeConn(&s.conn) }
 
-// send delivers one datagram, connecting on first use. The deadline
-// matters: a datagram socket whose reader has stalled blocks the sender.
-func send(conn **net.UnixConn, path string, deadline time.Time, msg []byte) error {
+// send delivers one datagram, connecting on first use, within the bound:
+// a datagram socket whose reader has stalled blocks the sender. After a
+// failed write the socket is closed, so that a restarted daemon's new
+// socket is found by the next line.
+func send(conn **net.UnixConn, path string, b Bound, msg []byte) error {
 	if *conn == nil {
 		c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
 		if err != nil {
@@ -135,108 +144,137 @@ func send(conn **net.UnixConn, path string, deadline time.Time, msg []byte) erro
 		}
 		*conn = c
 	}
-	if !deadline.IsZero() {
-		// A run that is already late (it was stopped, or starved of CPU)
-		// still gets a few milliseconds for its line: that is when the
-		// line matters. The caller's watchdog bounds the process anyway.
-		(*conn).SetWriteDeadline(later(deadline, time.Now().Add(minWrite)))
+	(*conn).SetWriteDeadline(b.at(time.Now()))
+	if _, err := (*conn).Write(msg); err != nil {
+		closeConn(conn)
+		return err
 	}
-	_, err := (*conn).Write(msg)
+	return nil
+}
+
+func closeConn(c **net.UnixConn) error {
+	if *c == nil {
+		return nil
+	}
+	err := (*c).Close()
+	*c = nil
 	return err
 }
 
-// minWrite is the least time a write is given.
-const minWrite = 5 * time.Millisecond
-
-func later(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
+// absent reports whether err says that no daemon listens at the socket's
+// path: no such file, or a file nobody is bound to.
+func absent(err error) bool {
+	return errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED)
 }
 
-func closeConn(c *net.UnixConn) error {
-	if c == nil {
-		return nil
+// Stderr writes "patroni-vip-check: message" lines for a person at a
+// terminal, with "warning:" or "error:" where it applies.
+type Stderr struct{ W io.Writer }
+
+func (s Stderr) Send(l Line) error {
+	prefix := ""
+	switch {
+	case l.Level == zerolog.WarnLevel:
+		prefix = "warning: "
+	case l.Level >= zerolog.ErrorLevel && l.Level <= zerolog.PanicLevel:
+		prefix = "error: "
 	}
-	return c.Close()
+	_, err := fmt.Fprintf(s.W, "%s: %s%s\n", Ident, prefix, l.Message)
+	return err
 }
 
-// Auto picks the sink at the first event, as the design says: stderr when
-// it is a terminal, else the journal's socket if it is there, else
-// /dev/log, else stderr. A socket that is there but refuses the event
-// passes it to the next. Nothing is looked at before the first event, so a
-// run that logs nothing pays nothing.
+func (Stderr) Close() error { return nil }
+
+// Auto picks the destination at the first line, as the design says:
+// stderr when it is a terminal, else the journal's socket if a journal
+// listens there, else /dev/log, else stderr. A socket that is there but
+// refuses the line (stalled, full) passes it to the next; if none takes
+// it, it goes to stderr and Send reports ErrNotTaken, since under
+// keepalived stderr is /dev/null. Nothing is looked at before the first
+// line, so a run that logs nothing pays nothing.
 type Auto struct {
 	Terminal    func() bool // whether stderr is a terminal
 	Stderr      io.Writer
 	JournalPath string
 	SyslogPath  string
-	Deadline    time.Time
-	// NoStderr drops events that would fall back to stderr, for callers
-	// that have already said the same thing there.
+	Bound       Bound
+	// NoStderr drops lines that would go to stderr, for callers that
+	// have already said the same thing there.
 	NoStderr bool
-	chosen   zerolog.LevelWriter
-	closer   io.Closer
+	chosen   Destination
 }
 
-func (a *Auto) Write(p []byte) (int, error) { return a.WriteLevel(zerolog.NoLevel, p) }
-
-func (a *Auto) WriteLevel(l zerolog.Level, p []byte) (int, error) {
+func (a *Auto) Send(l Line) error {
 	if a.chosen != nil {
-		return a.chosen.WriteLevel(l, p)
+		err := a.chosen.Send(l)
+		if err == nil {
+			return nil
+		}
+		a.chosen.Close()
+		a.chosen = nil // try them all again: the daemon may have moved
+		return a.pick(l, err)
 	}
-	var errs []error
+	return a.pick(l, nil)
+}
+
+func (a *Auto) pick(l Line, earlier error) error {
+	errs := []error{earlier}
 	if a.Terminal == nil || !a.Terminal() {
-		j := &Journal{Path: a.JournalPath, Deadline: a.Deadline}
-		s := &Syslog{Path: a.SyslogPath, Deadline: a.Deadline}
-		for _, w := range []interface {
-			zerolog.LevelWriter
-			io.Closer
-		}{j, s} {
-			n, err := w.WriteLevel(l, p)
+		for _, d := range []Destination{
+			&Journal{Path: a.JournalPath, Bound: a.Bound},
+			&Syslog{Path: a.SyslogPath, Bound: a.Bound},
+		} {
+			err := d.Send(l)
 			if err == nil {
-				a.chosen, a.closer = w, w
-				return n, nil
+				a.chosen = d
+				return nil
 			}
-			w.Close()
-			if !errors.Is(err, os.ErrNotExist) {
+			d.Close()
+			if !absent(err) {
 				errs = append(errs, err)
 			}
 		}
 	}
+	// stderr is where this line goes: the terminal, or the last resort of
+	// a host with no log daemon at all. It counts as taken unless a
+	// daemon that is there refused it.
+	var last Destination = Stderr{W: a.Stderr}
 	if a.NoStderr {
-		a.chosen = zerolog.MultiLevelWriter()
-	} else {
-		a.chosen = Stderr{W: a.Stderr}
+		last = Discard{}
 	}
-	n, err := a.chosen.WriteLevel(l, p)
-	return n, errors.Join(append(errs, err)...)
+	if err := errors.Join(errs...); err != nil {
+		last.Send(l)
+		return fmt.Errorf("%w: %w", ErrNotTaken, err)
+	}
+	a.chosen = last
+	return last.Send(l)
 }
 
 // Close closes the socket the sink chose, if any.
 func (a *Auto) Close() error {
-	if a.closer == nil {
+	if a.chosen == nil {
 		return nil
 	}
-	return a.closer.Close()
+	return a.chosen.Close()
 }
 
-// Fallback passes events to W and, when W fails, says why on Stderr and
-// writes the event there instead: an explicit --log journal that cannot
-// reach the journal should not lose the line silently.
+// Fallback passes lines to Dest and, when Dest fails, says why on Stderr
+// and writes the line there instead: an explicit --log journal that cannot
+// reach the journal should not lose the line silently. The line still
+// counts as not taken.
 type Fallback struct {
-	W      zerolog.LevelWriter
+	Dest   Destination
 	Stderr io.Writer
 }
 
-func (f Fallback) Write(p []byte) (int, error) { return f.WriteLevel(zerolog.NoLevel, p) }
-
-func (f Fallback) WriteLevel(l zerolog.Level, p []byte) (int, error) {
-	_, err := f.W.WriteLevel(l, p)
+func (f Fallback) Send(l Line) error {
+	err := f.Dest.Send(l)
 	if err == nil {
-		return len(p), nil
+		return nil
 	}
-	fmt.Fprintf(f.Stderr, "%s: warning: %v\n", Ident, err)
-	return Stderr{W: f.Stderr}.WriteLevel(l, p)
+	fmt.Fprintf(f.Stderr, "%s: warning: %s\n", Ident, Clean(err.Error(), MaxMessage))
+	Stderr{W: f.Stderr}.Send(l)
+	return fmt.Errorf("%w: %w", ErrNotTaken, err)
 }
+
+func (f Fallback) Close() error { return f.Dest.Close() }

@@ -1,7 +1,12 @@
 package main
 
+// The one way from a check result to a log line, shared by the single run
+// (once.go) and the watch loop (watch.go): which fields, which level, which
+// words. The -v trace is here too.
+
 import (
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -10,59 +15,70 @@ import (
 
 	"github.com/patroni-vip-check/patroni-vip-check/check"
 	"github.com/patroni-vip-check/patroni-vip-check/ratelimit"
+	"github.com/patroni-vip-check/patroni-vip-check/sink"
 )
 
-// event is one result with what a log line about it needs.
-type event struct {
+// verdict is one result with what a line about it needs.
+type verdict struct {
 	res      check.Result
-	url      string
+	url      string // redacted: check.Redact
 	endpoint check.Endpoint
 	insecure bool
-	badArgs  string // the command line, when it did not parse
+	args     string // the command line, when it did not parse (redacted)
 }
 
-// emit writes one line: the result, how it relates to the previous state
-// (decision d), and, if the state could not be used, why.
-func (a *app) emit(ev event, d ratelimit.Decision, problem error) {
-	level := levelOf(ev.res.Class)
+// maxShown bounds a value the peer chose (a role, a state, a version) in a
+// message: Patroni's are a few characters.
+const maxShown = 64
+
+// logLine writes the line for v: the result, how it relates to the
+// previous state (decision d), and what went wrong with the state or the
+// track file, if anything. The message is fixed words around values; every
+// value the peer or the command line chose is escaped and bounded, here
+// and again by the sink.
+func logLine(log zerolog.Logger, v verdict, d ratelimit.Decision, problem error, now time.Time) {
+	level := levelOf(v.res.Class)
 	if problem != nil && level < zerolog.WarnLevel {
 		level = zerolog.WarnLevel
 	}
-	e := a.log.WithLevel(level).
-		Str("reason", string(ev.res.Class)).
-		Str("url", ev.url).
+	e := log.WithLevel(level).
+		Str("reason", string(v.res.Class)).
+		Str("url", v.url).
 		Str("event", d.Kind.String())
-	if ev.res.Status != 0 {
-		e = e.Int("http_status", ev.res.Status)
+	if v.res.Status != 0 {
+		e = e.Int("http_status", v.res.Status)
 	}
-	if p := ev.res.Patroni; ev.res.HasBody {
+	if p := v.res.Patroni; v.res.HasBody {
 		e = e.Str("role", p.Role).Str("state", p.State)
 		if p.Timeline > 0 {
 			e = e.Int64("timeline", p.Timeline)
 		}
+		if p.Version != "" {
+			e = e.Str("patroni_version", p.Version)
+		}
 	}
-	if ev.res.Elapsed > 0 {
-		e = e.Str("elapsed", fmtDur(ev.res.Elapsed))
+	if v.res.Elapsed > 0 {
+		e = e.Str("elapsed", fmtDur(v.res.Elapsed))
 	}
-	if ev.res.Err != nil {
-		e = e.Str("detail", ev.res.Err.Error())
+	if v.res.Err != nil {
+		e = e.Str("detail", v.res.Err.Error())
 	}
-	if d.Kind == ratelimit.Change {
-		e = e.Str("previous", d.Prev.Class).Str("previous_for", fmtDur(time.Since(d.Prev.Since)))
-	}
-	if d.Kind == ratelimit.Reminder {
+	switch d.Kind {
+	case ratelimit.Change:
+		e = e.Str("previous", d.Prev.Class).Str("previous_for", fmtDur(now.Sub(d.Prev.Since)))
+	case ratelimit.Reminder:
 		e = e.Str("since", d.Prev.Since.Format(time.RFC3339)).Uint64("suppressed", d.Prev.Suppressed)
 	}
-	if ev.insecure {
+	if v.insecure {
 		e = e.Bool("insecure", true)
 	}
-	if ev.badArgs != "" {
-		e = e.Str("args", ev.badArgs)
+	if v.args != "" {
+		e = e.Str("args", v.args)
 	}
 	if problem != nil {
-		e = e.Str("state_problem", problem.Error())
+		e = e.Str("problem", problem.Error())
 	}
-	e.Msg(message(ev, d, problem, time.Now()))
+	e.Msg(message(v, d, problem, now))
 }
 
 func levelOf(c check.Class) zerolog.Level {
@@ -78,24 +94,24 @@ func levelOf(c check.Class) zerolog.Level {
 // message is the line a person reads, e.g.
 //
 //	not primary: 503 from http://127.0.0.1:8008/primary (role=replica, timeline=4); was primary for 3h12m
-func message(ev event, d ratelimit.Decision, problem error, now time.Time) string {
+func message(v verdict, d ratelimit.Decision, problem error, now time.Time) string {
 	var b strings.Builder
-	head := headline(ev.res.Class, ev.endpoint)
+	head := headline(v.res.Class, v.endpoint)
 	if d.Kind == ratelimit.Reminder {
 		fmt.Fprintf(&b, "still %s since %s (%s, %d checks not logged): ",
 			head, d.Prev.Since.Format(time.RFC3339), fmtDur(now.Sub(d.Prev.Since)), d.Prev.Suppressed)
 	} else {
 		b.WriteString(head + ": ")
 	}
-	b.WriteString(detail(ev))
+	b.WriteString(detail(v))
 	if d.Kind == ratelimit.Change {
-		fmt.Fprintf(&b, "; was %s for %s", headline(check.Class(d.Prev.Class), ev.endpoint), fmtDur(now.Sub(d.Prev.Since)))
+		fmt.Fprintf(&b, "; was %s for %s", headline(check.Class(d.Prev.Class), v.endpoint), fmtDur(now.Sub(d.Prev.Since)))
 	}
-	if ev.insecure {
+	if v.insecure {
 		b.WriteString(" [TLS not verified]")
 	}
 	if problem != nil {
-		fmt.Fprintf(&b, " [state: %v]", problem)
+		fmt.Fprintf(&b, " [%s]", sink.Clean(problem.Error(), 512))
 	}
 	return b.String()
 }
@@ -122,27 +138,27 @@ func headline(c check.Class, ep check.Endpoint) string {
 
 // detail says what was seen: "503 from URL (role=replica, timeline=4)",
 // or what went wrong.
-func detail(ev event) string {
-	r := ev.res
+func detail(v verdict) string {
+	r := v.res
 	if r.Class == check.Config {
-		return r.Err.Error()
+		return sink.Clean(r.Err.Error(), 512)
 	}
 	var b strings.Builder
 	if r.Status != 0 {
 		fmt.Fprintf(&b, "%d from ", r.Status)
 	}
-	b.WriteString(ev.url)
+	b.WriteString(sink.Clean(v.url, 512))
 	if r.HasBody {
 		p := r.Patroni
 		var fields []string
 		if p.Role != "" {
-			fields = append(fields, "role="+p.Role)
+			fields = append(fields, "role="+sink.Clean(p.Role, maxShown))
 		}
 		if p.Timeline > 0 {
 			fields = append(fields, "timeline="+strconv.FormatInt(p.Timeline, 10))
 		}
 		if p.State != "running" {
-			fields = append(fields, "state="+p.State)
+			fields = append(fields, "state="+sink.Clean(p.State, maxShown))
 		}
 		if p.Pause {
 			fields = append(fields, "paused")
@@ -156,7 +172,7 @@ func detail(ev event) string {
 	}
 	// A 503 says it all; other failures say what went wrong.
 	if r.Err != nil && !(r.Class == check.NotEligible && r.Status == 503) {
-		b.WriteString(": " + r.Err.Error())
+		b.WriteString(": " + sink.Clean(r.Err.Error(), 512))
 	}
 	return b.String()
 }
@@ -168,8 +184,7 @@ func fmtDur(d time.Duration) string {
 		return "0s"
 	case d >= time.Hour:
 		d = d.Round(time.Minute)
-		s := d.String() // 3h12m0s
-		return strings.TrimSuffix(s, "0s")
+		return strings.TrimSuffix(d.String(), "0s") // 3h12m0s
 	case d >= time.Minute:
 		return d.Round(time.Second).String()
 	case d >= time.Second:
@@ -180,17 +195,21 @@ func fmtDur(d time.Duration) string {
 	return d.Round(10 * time.Microsecond).String()
 }
 
-// traceStart and traceResult are --verbose: what a person debugging a
-// node by hand wants to see, on stderr.
-func (a *app) traceStart(c *check.Checker) {
-	fmt.Fprintf(a.stderr, "patroni-vip-check: GET %s (deadline %v for the request, connect timeout %v, retries %d)\n",
-		c.URL(), fmtDur(a.httpDeadline.Sub(time.Now())), a.cfg.connectTimeout, a.cfg.retries)
+// trace is -v: what a person debugging a node by hand wants to see, on
+// stderr, every piece of peer text escaped.
+type trace struct{ w io.Writer }
+
+func (t trace) printf(format string, args ...any) {
+	fmt.Fprintf(t.w, "patroni-vip-check: "+format+"\n", args...)
 }
 
-func (a *app) traceResult(c *check.Checker, r check.Result) {
-	p := func(format string, args ...any) {
-		fmt.Fprintf(a.stderr, "patroni-vip-check: "+format+"\n", args...)
-	}
+func (t trace) start(url string, requestFor, connect time.Duration, retries int) {
+	t.printf("GET %s (deadline %v for the request, connect timeout %v, retries %d)",
+		sink.Clean(url, 512), fmtDur(requestFor), connect, retries)
+}
+
+func (t trace) result(ep check.Endpoint, r check.Result) {
+	clean := func(s string) string { return sink.Clean(s, 512) }
 	for i, at := range r.Attempts {
 		var steps []string
 		if at.Connected > 0 {
@@ -206,18 +225,15 @@ func (a *app) traceResult(c *check.Checker, r check.Result) {
 			steps = append(steps, "status "+strconv.Itoa(at.Status))
 		}
 		if at.Err != nil {
-			steps = append(steps, "error: "+at.Err.Error())
+			steps = append(steps, "error: "+clean(at.Err.Error()))
 		}
-		p("attempt %d, started at %s: %s", i+1, fmtDur(at.Start), strings.Join(steps, ", "))
+		t.printf("attempt %d, started at %s: %s", i+1, fmtDur(at.Start), strings.Join(steps, ", "))
 	}
 	if r.HasBody {
-		pt := r.Patroni
-		p("patroni: state=%s role=%s timeline=%d pause=%t failsafe=%t cluster_unlocked=%t version=%s scope=%s",
-			pt.State, pt.Role, pt.Timeline, pt.Pause, pt.Failsafe, pt.Unlocked, pt.Version, pt.Scope)
-	}
-	ep := check.EndpointFor("")
-	if c != nil {
-		ep = c.Endpoint()
+		p := r.Patroni
+		t.printf("patroni: state=%s role=%s timeline=%d pause=%t failsafe=%t cluster_unlocked=%t version=%s scope=%s",
+			sink.Clean(p.State, maxShown), sink.Clean(p.Role, maxShown), p.Timeline, p.Pause, p.Failsafe, p.Unlocked,
+			sink.Clean(p.Version, maxShown), sink.Clean(p.Scope, maxShown))
 	}
 	exit := 1
 	if r.Eligible() {
@@ -225,7 +241,7 @@ func (a *app) traceResult(c *check.Checker, r check.Result) {
 	}
 	why := ""
 	if r.Err != nil {
-		why = ": " + r.Err.Error()
+		why = ": " + clean(r.Err.Error())
 	}
-	p("verdict: %s (reason %s) after %s%s; exit %d", headline(r.Class, ep), r.Class, fmtDur(r.Elapsed), why, exit)
+	t.printf("verdict: %s (reason %s) after %s%s; exit %d", headline(r.Class, ep), r.Class, fmtDur(r.Elapsed), why, exit)
 }
