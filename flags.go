@@ -77,12 +77,14 @@ func defaults(m mode) config {
 
 // flagDef is one flag: its names, the placeholder of its value ("" for a
 // switch), its help, the lifecycles it belongs to, and how it is set.
-// Salvaged flags are the ones that say where a bad command line's error
-// is logged.
+// Salvaged flags are the ones a bad command line still needs: where its
+// error is logged, and the track file a watcher that cannot start sets
+// to 0.
 type flagDef struct {
 	names    []string
 	value    string
 	help     string
+	watch    string // the help in watch mode, if it differs
 	modes    mode
 	salvaged bool
 	set      func(c *config, v string) error
@@ -93,7 +95,8 @@ var logTargets = []string{"auto", "journal", "syslog", "stderr", "none"}
 // flagDefs is every flag, in the order --help lists them.
 var flagDefs = []flagDef{
 	{names: []string{"timeout"}, value: "D", modes: once | watch,
-		help: "whole-run deadline, state and logging included; keep it below keepalived's script timeout (default 800ms); in watch mode, each poll's",
+		help:  "whole-run deadline, state and logging included; keep it below keepalived's script timeout (default 800ms)",
+		watch: "deadline of each poll; a poll that cannot finish by then is not eligible (default 800ms)",
 		set:  func(c *config, v string) error { return setDuration(&c.timeout, v) }},
 	{names: []string{"connect-timeout"}, value: "D", modes: once | watch,
 		help: "TCP connect and TLS handshake, per attempt (default 300ms)",
@@ -143,7 +146,7 @@ var flagDefs = []flagDef{
 	{names: []string{"interval"}, value: "D", modes: watch,
 		help: "how often to ask Patroni (default 100ms)",
 		set:  func(c *config, v string) error { return setDuration(&c.interval, v) }},
-	{names: []string{"track-file"}, value: "FILE", modes: watch,
+	{names: []string{"track-file"}, value: "FILE", modes: watch, salvaged: true,
 		help: "the file keepalived's track_file reads: 1 while eligible, else 0 (default " + defaultTrackFile + ")",
 		set:  func(c *config, v string) error { return setPath(&c.trackFile, v) }},
 	{names: []string{"textfile"}, value: "FILE", modes: watch,
@@ -378,18 +381,18 @@ Stays running and asks the local Patroni REST API every --interval whether
 this node may hold the virtual IP, keeping keepalived's track_file at 1
 (eligible) or 0; with "weight 0 reverse" in keepalived.conf a missing or
 damaged file means FAULT. Run by patroni-vip-check.service. URL is a
-Patroni health endpoint; default ` + defaultURL + `.
+Patroni health endpoint; default:
+` + defaultURL + `
 
 `)
 	} else {
 		b.WriteString(`usage: patroni-vip-check [flags] [URL]
        patroni-vip-check watch [flags] [URL]
-       patroni-vip-check keepalived-conf --vip ADDR/PREFIX [flags]
-       patroni-vip-check doctor [--keepalived-conf FILE]
 
 Asks the local Patroni REST API whether this node may hold the virtual IP,
 for keepalived's vrrp_script. Exit status 0: eligible; 1: not eligible or
-could not tell. URL is a Patroni health endpoint; default ` + defaultURL + `.
+could not tell. URL is a Patroni health endpoint; default:
+` + defaultURL + `
 
 `)
 	}
@@ -405,7 +408,11 @@ could not tell. URL is a Patroni health endpoint; default ` + defaultURL + `.
 		if f.value != "" {
 			head += " " + f.value
 		}
-		b.WriteString(wrapHelp(head, f.help))
+		help := f.help
+		if m == watch && f.watch != "" {
+			help = f.watch
+		}
+		b.WriteString(wrapHelp(head, help))
 	}
 	b.WriteString("\nDurations are Go durations: 800ms, 1.5s, 2m. See patroni-vip-check(1).\n")
 	return b.String()

@@ -52,6 +52,9 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 			code = 1
 		}
 	}()
+	if len(args) > 0 && args[0] == "watch" {
+		return runWatch(args[1:], stop, stdout, stderr)
+	}
 	return runOnce(args, start, stop, stdout, stderr)
 }
 
@@ -69,7 +72,7 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 // first release did it from a goroutine, to save 0.2 ms) leaves a window in
 // which SIGTERM kills the process by signal. What remains is the Go
 // runtime's own start, before main, about a millisecond after exec.
-func catchSignals() <-chan os.Signal {
+func catchSignals() chan os.Signal {
 	stop := make(chan os.Signal, 2)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	// Notify has no cost for these (the runtime does not hand them to a

@@ -105,7 +105,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 [ "$(id -u)" = 0 ] || fatal "packaging/test.sh must run as root (it installs the package)"
-for tool in dpkg-deb apt-get lintian rpm rpmlint rpm2archive cpio keepalived ip go file setpriv flock systemd-tmpfiles man; do
+for tool in dpkg-deb apt-get lintian rpm rpmlint rpm2archive cpio keepalived ip go file setpriv flock systemd-tmpfiles systemd-analyze man; do
 	command -v "$tool" >/dev/null || fatal "$tool is missing (make deps installs what the tests need)"
 done
 
@@ -179,6 +179,9 @@ want_deb='drwxr-xr-x root/root ./usr/
 drwxr-xr-x root/root ./usr/bin/
 -rwxr-xr-x root/root ./usr/bin/patroni-vip-check
 drwxr-xr-x root/root ./usr/lib/
+drwxr-xr-x root/root ./usr/lib/systemd/
+drwxr-xr-x root/root ./usr/lib/systemd/system/
+-rw-r--r-- root/root ./usr/lib/systemd/system/patroni-vip-check.service
 drwxr-xr-x root/root ./usr/lib/tmpfiles.d/
 -rw-r--r-- root/root ./usr/lib/tmpfiles.d/patroni-vip-check.conf
 drwxr-xr-x root/root ./usr/share/
@@ -201,6 +204,7 @@ check "the .deb holds exactly the expected files, modes and owners (dpkg-deb -c)
 	same "dpkg-deb -c" "$want_deb" "$got_deb"
 
 want_rpm='-rwxr-xr-x root:root () /usr/bin/patroni-vip-check
+-rw-r--r-- root:root () /usr/lib/systemd/system/patroni-vip-check.service
 -rw-r--r-- root:root () /usr/lib/tmpfiles.d/patroni-vip-check.conf
 drwxr-xr-x root:root () /usr/share/doc/patroni-vip-check
 drwxr-xr-x root:root () /usr/share/doc/patroni-vip-check/examples
@@ -212,10 +216,12 @@ got_rpm=$(rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} (%{
 check "the .rpm holds exactly the expected files, modes, owners and %doc/%license flags (rpm -qp)" \
 	same "rpm -qp" "$want_rpm" "$got_rpm"
 
+shared_files="usr/bin/patroni-vip-check usr/lib/systemd/system/patroni-vip-check.service usr/lib/tmpfiles.d/patroni-vip-check.conf
+	usr/share/man/man1/patroni-vip-check.1.gz usr/share/doc/patroni-vip-check/examples/keepalived.conf"
 check "the packaged files are identical in both packages" \
-	same "checksums" \
-	"$(cd "$work/deb" && sha256sum usr/bin/patroni-vip-check usr/lib/tmpfiles.d/patroni-vip-check.conf usr/share/man/man1/patroni-vip-check.1.gz usr/share/doc/patroni-vip-check/examples/keepalived.conf)" \
-	"$(cd "$work/rpm" && sha256sum usr/bin/patroni-vip-check usr/lib/tmpfiles.d/patroni-vip-check.conf usr/share/man/man1/patroni-vip-check.1.gz usr/share/doc/patroni-vip-check/examples/keepalived.conf)"
+	same "checksums" "$(cd "$work/deb" && sha256sum $shared_files)" "$(cd "$work/rpm" && sha256sum $shared_files)"
+check "the unit is packaging/patroni-vip-check.service" \
+	cmp "$top/packaging/patroni-vip-check.service" "$work/deb/usr/lib/systemd/system/patroni-vip-check.service"
 check "the example is packaging/keepalived.conf" \
 	cmp "$top/packaging/keepalived.conf" "$work/deb/usr/share/doc/patroni-vip-check/examples/keepalived.conf"
 check "the rpm's license is LICENSE, its License tag MIT" \
@@ -224,12 +230,15 @@ check "the rpm's license is LICENSE, its License tag MIT" \
 check "both packages carry the changelog (deb changelog.Debian.gz, rpm %changelog)" \
 	eval 'zcat "$work/deb/usr/share/doc/patroni-vip-check/changelog.Debian.gz" | grep -q "^patroni-vip-check (" &&
 		rpm -qp --changelog "$rpm" 2>/dev/null | grep -q "^\* "'
-check "the maintainer scripts are packaging/postinst.sh and postrm.sh in both packages" \
+scripts=$top/packaging/scripts
+check "the maintainer scripts are packaging/scripts/deb-* in the .deb and rpm-* in the .rpm" \
 	eval 'mkdir "$work/control" && dpkg-deb -e "$deb" "$work/control" &&
-		cmp "$top/packaging/postinst.sh" "$work/control/postinst" &&
-		cmp "$top/packaging/postrm.sh" "$work/control/postrm" &&
-		same %post "$(cat "$top/packaging/postinst.sh")" "$(rpm -qp --qf %{POSTIN} "$rpm" 2>/dev/null)" &&
-		same %postun "$(cat "$top/packaging/postrm.sh")" "$(rpm -qp --qf %{POSTUN} "$rpm" 2>/dev/null)"'
+		cmp "$scripts/deb-postinst.sh" "$work/control/postinst" &&
+		cmp "$scripts/deb-prerm.sh" "$work/control/prerm" &&
+		cmp "$scripts/deb-postrm.sh" "$work/control/postrm" &&
+		same %post "$(cat "$scripts/rpm-post.sh")" "$(rpm -qp --qf %{POSTIN} "$rpm" 2>/dev/null)" &&
+		same %preun "$(cat "$scripts/rpm-preun.sh")" "$(rpm -qp --qf %{PREUN} "$rpm" 2>/dev/null)" &&
+		same %postun "$(cat "$scripts/rpm-postun.sh")" "$(rpm -qp --qf %{POSTUN} "$rpm" 2>/dev/null)"'
 
 # Every Go module linked into the static binary must be in the copyright file.
 modules=$(go version -m "$binary" | awk '$1 == "dep" { print $2 }')
@@ -285,9 +294,10 @@ check "rpmlint unpacked the payload (it saw the binary)" lacks "$work/rpmlint.ou
 mkdir -p "$work/troot/usr/lib/tmpfiles.d"
 cp "$work/deb/usr/lib/tmpfiles.d/patroni-vip-check.conf" "$work/troot/usr/lib/tmpfiles.d/"
 systemd-tmpfiles --create --root="$work/troot" patroni-vip-check.conf >&2
-check "the tmpfiles.d entry creates /run/patroni-vip-check 0711 root:root" \
-	same "systemd-tmpfiles --create --root" "711 root:root directory" \
-	"$(stat -c '%a %U:%G %F' "$work/troot/run/patroni-vip-check" 2>&1)"
+check "the tmpfiles.d entry creates /run/patroni-vip-check 0711 and /run/keepalived-patroni-vip-check 0755, root's" \
+	same "systemd-tmpfiles --create --root" "711 root:root directory
+755 root:root directory" \
+	"$(stat -c '%a %U:%G %F' "$work/troot/run/patroni-vip-check" "$work/troot/run/keepalived-patroni-vip-check" 2>&1)"
 
 # --- a stand-in for Patroni's REST API and a namespace to run the check in -----
 
@@ -315,6 +325,9 @@ stop() {
 
 # --- install the .deb for real ------------------------------------------------
 
+# A state left by a check run by hand as root would make the first run below
+# quiet: the package's state directory starts empty, as on a fresh host.
+rm -rf /run/patroni-vip-check
 dpkg-query -W -f='${binary:Package} ${Version}\n' | sort >"$work/dpkg-before"
 DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$deb" >"$work/apt-install.log" 2>&1
 rc=$?
@@ -328,11 +341,13 @@ installed=$(dpkg-query -W -f='${db:Status-Status}' patroni-vip-check 2>/dev/null
 
 got_installed=$(for f in $(dpkg -L patroni-vip-check | sort); do
 	case $f in /usr/share/doc/patroni-vip-check* | /usr/bin/patroni-vip-check | /usr/lib/tmpfiles.d/patroni-vip-check.conf | \
+		/usr/lib/systemd/system/patroni-vip-check.service | \
 		/usr/share/man/man1/patroni-vip-check.1.gz | /usr/share/lintian/overrides/patroni-vip-check) stat -c '%A %U:%G %n' "$f" ;;
 	esac
 done)
 check "the installed files have the packaged modes and owners" same "installed files" \
 	"-rwxr-xr-x root:root /usr/bin/patroni-vip-check
+-rw-r--r-- root:root /usr/lib/systemd/system/patroni-vip-check.service
 -rw-r--r-- root:root /usr/lib/tmpfiles.d/patroni-vip-check.conf
 drwxr-xr-x root:root /usr/share/doc/patroni-vip-check
 -rw-r--r-- root:root /usr/share/doc/patroni-vip-check/changelog.Debian.gz
@@ -348,6 +363,12 @@ check "every directory above /usr/bin/patroni-vip-check is root-owned and not gr
 check "man finds the installed man page" eval 'man -w patroni-vip-check | grep -qx /usr/share/man/man1/patroni-vip-check.1.gz'
 check "postinst created /run/patroni-vip-check 0711 root:root" \
 	same "/run/patroni-vip-check" "711 root:root directory" "$(stat -c '%a %U:%G %F' /run/patroni-vip-check 2>&1)"
+check "postinst created /run/keepalived-patroni-vip-check 0755 root:root" \
+	same "/run/keepalived-patroni-vip-check" "755 root:root directory" "$(stat -c '%a %U:%G %F' /run/keepalived-patroni-vip-check 2>&1)"
+systemd-analyze verify /usr/lib/systemd/system/patroni-vip-check.service >"$work/verify.out" 2>&1
+rc=$?
+check "systemd-analyze verify accepts the installed unit" \
+	eval '[ $rc = 0 ] && ! grep . "$work/verify.out" >&2'
 
 out=$(/usr/bin/patroni-vip-check --version 2>&1)
 rc=$?
@@ -471,8 +492,10 @@ rc=$?
 check "apt-get remove succeeds" eval '[ $rc = 0 ] || { cat "$work/remove.log" >&2; false; }'
 check "after remove: no file of the package is left, nor /run/patroni-vip-check" \
 	same "left behind" "" "$(for f in $(cat "$work/deb-files") /run/patroni-vip-check; do
-		case $f in /usr/share/doc/patroni-vip-check* | *patroni-vip-check*) [ ! -e "$f" ] || echo "$f" ;; esac
+		case $f in /run/keepalived-patroni-vip-check) ;; *patroni-vip-check*) [ ! -e "$f" ] || echo "$f" ;; esac
 	done)"
+check "after remove: /run/keepalived-patroni-vip-check stays (keepalived may be watching it)" \
+	test -d /run/keepalived-patroni-vip-check
 DEBIAN_FRONTEND=noninteractive apt-get purge -y -q patroni-vip-check >"$work/purge.log" 2>&1
 check "after purge: dpkg knows nothing of patroni-vip-check" \
 	same "dpkg status" "not-installed" "$(dpkg-query -W -f='${db:Status-Status}' patroni-vip-check 2>/dev/null || echo not-installed)"
