@@ -97,7 +97,7 @@ var flagDefs = []flagDef{
 	{names: []string{"timeout"}, value: "D", modes: once | watch,
 		help:  "whole-run deadline, state and logging included; keep it below keepalived's script timeout (default 800ms)",
 		watch: "deadline of each poll; a poll that cannot finish by then is not eligible (default 800ms)",
-		set:  func(c *config, v string) error { return setDuration(&c.timeout, v) }},
+		set:   func(c *config, v string) error { return setDuration(&c.timeout, v) }},
 	{names: []string{"connect-timeout"}, value: "D", modes: once | watch,
 		help: "TCP connect and TLS handshake, per attempt (default 300ms)",
 		set:  func(c *config, v string) error { return setDuration(&c.connectTimeout, v) }},
