@@ -17,6 +17,7 @@ import (
 type Fake struct {
 	Files    map[string]*File
 	Users    []User
+	Groups   map[string]uint32
 	Ifaces   []Interface
 	Procs    []Process
 	Commands map[string]func(Cmd) Result
@@ -152,6 +153,13 @@ func (f *Fake) LookupUID(uid uint32) (User, error) {
 		}
 	}
 	return User{}, ErrNoUser
+}
+
+func (f *Fake) LookupGroup(name string) (uint32, error) {
+	if gid, ok := f.Groups[name]; ok {
+		return gid, nil
+	}
+	return 0, ErrNoGroup
 }
 
 func (f *Fake) Label(name string) (string, error) {

@@ -103,19 +103,49 @@ func (h Host) LookupUID(uid uint32) (User, error) {
 	return h.getent(strconv.FormatUint(uint64(uid), 10))
 }
 
-func (h Host) getent(key string) (User, error) {
+func (h Host) LookupGroup(name string) (uint32, error) {
+	g, err := user.LookupGroup(name)
+	if err == nil {
+		gid, err := strconv.ParseUint(g.Gid, 10, 32)
+		if err != nil {
+			return 0, errors.New("group " + name + ": id is not a number")
+		}
+		return uint32(gid), nil
+	}
+	var unknown user.UnknownGroupError
+	if !errors.As(err, &unknown) {
+		return 0, err
+	}
+	f, err := h.getentFields("group", name)
+	if err != nil || len(f) < 3 {
+		return 0, ErrNoGroup
+	}
+	gid, err := strconv.ParseUint(f[2], 10, 32)
+	if err != nil {
+		return 0, ErrNoGroup
+	}
+	return uint32(gid), nil
+}
+
+// getentFields asks getent DATABASE KEY and splits its line.
+func (h Host) getentFields(db, key string) ([]string, error) {
 	path, err := exec.LookPath("getent")
 	if err != nil {
-		return User{}, ErrNoUser
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	r := h.Run(ctx, Cmd{Path: path, Args: []string{"passwd", key}})
+	r := h.Run(ctx, Cmd{Path: path, Args: []string{db, key}})
 	if r.ExitCode != 0 {
-		return User{}, ErrNoUser // 2: no such key
+		return nil, errors.New("not found") // 2: no such key
 	}
-	f := strings.Split(strings.TrimSpace(string(r.Stdout)), ":")
-	if len(f) < 6 {
+	line, _, _ := strings.Cut(string(r.Stdout), "\n")
+	return strings.Split(line, ":"), nil
+}
+
+func (h Host) getent(key string) (User, error) {
+	f, err := h.getentFields("passwd", key)
+	if err != nil || len(f) < 6 {
 		return User{}, ErrNoUser
 	}
 	uid, err1 := strconv.ParseUint(f[2], 10, 32)

@@ -25,6 +25,8 @@ type System interface {
 	LookupUser(name string) (User, error)
 	// LookupUID finds a user by id; ErrNoUser if there is none.
 	LookupUID(uid uint32) (User, error)
+	// LookupGroup finds a group's id by name; ErrNoGroup if there is none.
+	LookupGroup(name string) (uint32, error)
 	// Label is the SELinux label of name itself (security.selinux,
 	// symbolic links not followed); ErrNoLabel if it has none.
 	Label(name string) (string, error)
@@ -36,6 +38,9 @@ type System interface {
 
 // ErrNoUser: no such user.
 var ErrNoUser = errors.New("no such user")
+
+// ErrNoGroup: no such group.
+var ErrNoGroup = errors.New("no such group")
 
 // ErrNoLabel: the file has no SELinux label (SELinux is off, or the
 // file system keeps none).

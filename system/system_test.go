@@ -61,6 +61,12 @@ func TestHostUsersAndCommands(t *testing.T) {
 	if _, err := h.LookupUser("no-such-user-pvc"); !errors.Is(err, ErrNoUser) {
 		t.Errorf("LookupUser(no-such-user-pvc): %v", err)
 	}
+	if gid, err := h.LookupGroup("root"); err != nil || gid != 0 {
+		t.Errorf("LookupGroup(root): %d %v", gid, err)
+	}
+	if _, err := h.LookupGroup("no-such-group-pvc"); !errors.Is(err, ErrNoGroup) {
+		t.Errorf("LookupGroup(no-such-group-pvc): %v", err)
+	}
 	if u, err := h.LookupUID(0); err != nil || u.Name != "root" {
 		t.Errorf("LookupUID(0): %+v %v", u, err)
 	}
