@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -185,7 +186,12 @@ func (d *doctor) findVersion() {
 		d.ok(keepalived.Pos{}, "judging by keepalived %s (as told)", d.version)
 		return
 	}
-	for _, p := range d.running {
+	// The keepalived that reads this file first: a machine may run others.
+	running := append([]keepalivedProcess(nil), d.running...)
+	sort.SliceStable(running, func(i, j int) bool {
+		return running[i].Config == d.opts.KeepalivedConf && running[j].Config != d.opts.KeepalivedConf
+	})
+	for _, p := range running {
 		exe := strings.TrimSuffix(p.Exe, " (deleted)")
 		if v, err := d.keepalivedVersion(exe); err == nil {
 			d.version = v

@@ -335,8 +335,14 @@ func TestNoAccept(t *testing.T) {
 	n.edit(t, "    accept\n", "")
 	n.edit(t, "global_defs {\n", "global_defs {\n    vrrp_strict\n")
 	fs := n.run()
-	want(t, fs, Failure, "vrrp_strict refuses unicast peers and forces no_accept")
+	want(t, fs, Warning, "vrrp_strict: keepalived drops all traffic to the VIP of any instance without an explicit accept")
 	want(t, fs, Failure, "vrrp_strict (which forces no_accept) makes keepalived 2.2.7 drop every packet")
+	// With accept and VRRP version 3, strict mode keeps accept.
+	n = newNode(t, "keepalived.conf", v227)
+	n.edit(t, "global_defs {\n", "global_defs {\n    vrrp_strict\n")
+	fs = n.run()
+	want(t, fs, Warning, "vrrp_strict")
+	none(t, fs, Failure)
 }
 
 func TestWeights(t *testing.T) {
@@ -378,7 +384,11 @@ func TestTrackFile(t *testing.T) {
 	delete(n.sys.Files, "/run/keepalived-patroni-vip-check/eligible")
 	delete(n.sys.Files, "/run/keepalived-patroni-vip-check")
 	want(t, n.run(), Failure, "track_file patroni_primary: the directory /run/keepalived-patroni-vip-check does not exist",
-		"Track file directory for patroni_primary does not exist - removing", "takes the VIP without it")
+		`"Track file directory for patroni_primary does not exist - removing"`, "takes the VIP without it")
+	n = newNode(t, "keepalived-watch.conf", v233)
+	delete(n.sys.Files, "/run/keepalived-patroni-vip-check/eligible")
+	delete(n.sys.Files, "/run/keepalived-patroni-vip-check")
+	want(t, n.run(), Failure, `"realpath() error 2 (No such file or directory) for patroni_primary"`)
 
 	n = newNode(t, "keepalived-watch.conf", v227)
 	delete(n.sys.Files, "/usr/lib/tmpfiles.d/patroni-vip-check.conf")

@@ -31,8 +31,10 @@ func (d *doctor) globals() {
 		d.ok(g.EnableScriptSecurity.Pos, "enable_script_security: keepalived refuses scripts others could replace")
 	}
 	if g.VRRPStrict != nil {
-		d.fail(g.VRRPStrict.Pos, "remove vrrp_strict",
-			"vrrp_strict refuses unicast peers and forces no_accept, which makes keepalived drop every packet to the VIP")
+		// Strict mode turns accept off unless an instance sets it (and
+		// always with VRRP version 2): instanceAccept judges that.
+		d.warn(g.VRRPStrict.Pos, "remove vrrp_strict",
+			"vrrp_strict: keepalived drops all traffic to the VIP of any instance without an explicit accept, and may refuse unicast peers")
 	}
 }
 
@@ -115,9 +117,6 @@ func (d *doctor) instanceAccept(in *keepalived.Instance) {
 	}
 	d.fail(posOf(why), "use accept, and no vrrp_strict",
 		"vrrp_instance %s: %s makes keepalived %s drop every packet addressed to the VIP on the master: the VIP moves, no client can use it", show(in.Name), what, d.version)
-	if strict, st := in.Strict(d.model.Global); strict && len(in.UnicastPeers) > 0 && st != nil && st.Keyword() == "strict_mode" {
-		d.fail(st.Pos, "remove strict_mode", "vrrp_instance %s: strict mode refuses unicast peers (\"Unicast peers are not supported in strict mode\")", show(in.Name))
-	}
 }
 
 func (d *doctor) iface(name string) (system.Interface, bool) {

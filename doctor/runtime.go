@@ -91,7 +91,9 @@ func (d *doctor) runningConfig() {
 			continue
 		}
 		for _, f := range d.cfg.Files {
-			if fi, err := d.sys.Stat(f); err == nil && !p.Start.IsZero() && fi.ModTime.After(p.Start) {
+			// A start time from /proc is good to a second (the boot
+			// time's precision): give it two.
+			if fi, err := d.sys.Stat(f); err == nil && !p.Start.IsZero() && fi.ModTime.After(p.Start.Add(2*time.Second)) {
 				d.warn(keepalived.Pos{File: f}, "systemctl reload keepalived",
 					"changed after keepalived (pid %d) started: keepalived runs an older configuration than this one", p.PID)
 				return

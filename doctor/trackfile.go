@@ -55,8 +55,12 @@ func (d *doctor) trackFile(tf *keepalived.TrackFile, refs []keepalived.TrackRef)
 	fi, err := d.sys.Stat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		says := fmt.Sprintf("Track file directory for %s does not exist - removing", tf.Name)
+		if d.version.AtLeast(keepalived.Version{Major: 2, Minor: 2, Patch: 8}) {
+			says = fmt.Sprintf("realpath() error 2 (No such file or directory) for %s", tf.Name)
+		}
 		d.fail(tf.File.Pos, fmt.Sprintf("create %s before keepalived starts (a tmpfiles.d entry: d %s 0755 root root -)", dir, dir),
-			"track_file %s: the directory %s does not exist: keepalived drops the track_file at start (\"Track file directory for %s does not exist - removing\") and takes the VIP without it", show(tf.Name), show(dir), show(tf.Name))
+			"track_file %s: the directory %s does not exist: keepalived drops the track_file at start (%q) and takes the VIP without it", show(tf.Name), show(dir), show(says))
 		return
 	case err != nil:
 		d.warn(tf.File.Pos, "", "track_file %s: %s: %s", show(tf.Name), show(dir), errText(err))
