@@ -12,15 +12,10 @@ import (
 // Version is a keepalived release.
 type Version struct{ Major, Minor, Patch int }
 
-// Releases whose changes matter here.
-var (
-	// v2.3.0: a script's path is checked as written and as resolved
-	// (before, only as resolved).
-	v230 = Version{2, 3, 0}
-	// v2.3.2: vrrp_script interval and timeout take milliseconds, and a
-	// script line's first pass no longer handles backslash escapes.
-	v232 = Version{2, 3, 2}
-)
+// v232 is the release from which vrrp_script interval and timeout take
+// milliseconds and a script line's first pass no longer handles
+// backslash escapes.
+func v232() Version { return Version{2, 3, 2} }
 
 func (v Version) String() string { return fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Patch) }
 
@@ -40,7 +35,7 @@ func (v Version) AtLeast(o Version) bool {
 
 // FractionalTimers reports whether vrrp_script interval and timeout may
 // be fractional (keepalived 2.3.2 and later).
-func (v Version) FractionalTimers() bool { return v.AtLeast(v232) }
+func (v Version) FractionalTimers() bool { return v.AtLeast(v232()) }
 
 var versionRe = regexp.MustCompile(`^v?(\d{1,4})\.(\d{1,4})(?:\.(\d{1,4}))?$`)
 
@@ -188,7 +183,7 @@ func (s *Script) Args(v Version) (args, extra []string, err error) {
 	if s.Script == nil {
 		return nil, nil, ErrNoScript
 	}
-	line, err := quotedWords(s.Script.Raw, !v.AtLeast(v232))
+	line, err := quotedWords(s.Script.Raw, !v.AtLeast(v232()))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -280,13 +280,15 @@ func readBounded(name string, max int64) ([]byte, error) {
 const maxOutput = 1 << 20
 
 // defaultEnv is the environment of a command run without one.
-var defaultEnv = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
+func defaultEnv() []string {
+	return []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
+}
 
 func (Host) Run(ctx context.Context, c Cmd) Result {
 	cmd := exec.CommandContext(ctx, c.Path, c.Args...)
 	cmd.Env = c.Env
 	if cmd.Env == nil {
-		cmd.Env = defaultEnv
+		cmd.Env = defaultEnv()
 	}
 	var stdout, stderr limitedBuffer
 	stdout.max, stderr.max = maxOutput, maxOutput
