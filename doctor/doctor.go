@@ -149,7 +149,7 @@ func Run(ctx context.Context, sys system.System, opts Options) []Finding {
 	d.model = d.cfg.Model()
 	d.ok(keepalived.Pos{File: d.cfg.Path}, "read, %s", plural(len(d.cfg.Files), "file"))
 	for _, p := range d.cfg.Problems {
-		d.warn(p.Pos, "keepalived complains about this too", "%s", show(p.Msg))
+		d.warn(p.Pos, "correct the configuration (keepalived.conf(5))", "%s", show(p.Msg))
 	}
 	d.ifaces, err = sys.Interfaces()
 	if err != nil {

@@ -99,11 +99,9 @@ func (lx *lexer) nextFile(f *frame) bool {
 	for f.next < len(f.files) {
 		name := f.files[f.next]
 		f.next++
-		for _, g := range lx.stack[:len(lx.stack)-1] {
-			if g.name == name {
-				lx.problem(Pos{File: name}, "%s includes itself - not read again", name)
-				return lx.nextFile(f)
-			}
+		if lx.including(name) {
+			lx.problem(Pos{File: name}, "%s includes itself - not read again", name)
+			continue
 		}
 		if strings.HasSuffix(name, "/") {
 			lx.problem(Pos{File: name}, "configuration file '%s' is a directory - skipping", name)
@@ -149,6 +147,16 @@ type piece struct {
 	text string
 	line int  // the line number keepalived reports for it
 	cut  bool // the line went on past keepalived's buffer
+}
+
+// including reports whether name is being read by an include below the top.
+func (lx *lexer) including(name string) bool {
+	for _, g := range lx.stack[:len(lx.stack)-1] {
+		if g.name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // splitLines cuts data as fgets with a maxBuf buffer does: at each "\n",
