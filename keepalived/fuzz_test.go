@@ -79,8 +79,8 @@ func FuzzVersionFromOutput(f *testing.F) {
 	f.Add([]byte("keepalived: command not found"))
 	f.Fuzz(func(t *testing.T, out []byte) {
 		v, err := VersionFromOutput(out)
-		if err == nil && !strings.Contains(string(out), "Keepalived v"+v.String()) {
-			t.Fatalf("version %v not in %q", v, out)
+		if err == nil && (!strings.Contains(string(out), "Keepalived v") || v.Major > 9999 || v.Minor > 9999 || v.Patch > 9999) {
+			t.Fatalf("version %v from %q", v, out)
 		}
 		if err != nil && strings.Contains(err.Error(), "\n") {
 			t.Fatalf("multi-line error %q", err)
