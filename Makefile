@@ -25,7 +25,7 @@ FORCE:
 # fuzz seeds. Any user; tests that need root skip themselves.
 unit:
 	$(GO) vet ./...
-	$(GO) vet -tags e2e ./e2e/...
+	$(GO) vet -tags e2e ./e2e/... ./doctor/...
 	$(GO) test -count=1 ./...
 
 # unit-ci: the unit tests as CI runs them: as root, where no test may skip
@@ -33,7 +33,7 @@ unit:
 # unprivileged user, as a newcomer runs `make unit`.
 unit-ci:
 	$(GO) vet ./...
-	$(GO) vet -tags e2e ./e2e/...
+	$(GO) vet -tags e2e ./e2e/... ./doctor/...
 	@mkdir -p bin
 	PVC_REQUIRE_RSYSLOG=1 PVC_REQUIRE_ROOT=1 $(GO) test -count=1 -v ./... >bin/unit.log 2>&1 || \
 		{ grep -E -- '^(\s*--- FAIL|FAIL|ok|panic)|_test.go:' bin/unit.log; exit 1; }
@@ -77,6 +77,13 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./ratelimit
 	$(GO) test -run '^$$' -fuzz '^FuzzParseArgs$$' -fuzztime $(FUZZTIME) .
 	$(GO) test -run '^$$' -fuzz '^FuzzClean$$' -fuzztime $(FUZZTIME) ./sink
+	$(GO) test -run '^$$' -fuzz '^FuzzCommand$$' -fuzztime $(FUZZTIME) ./unitfile
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./keepalived
+	$(GO) test -run '^$$' -fuzz '^FuzzVersionFromOutput$$' -fuzztime $(FUZZTIME) ./keepalived
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./patroni
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCluster$$' -fuzztime $(FUZZTIME) ./patroni
+	for f in FuzzTmpfilesDirectories FuzzExecStartArgv FuzzConfigArg FuzzStrtol; do \
+		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./doctor || exit 1; done
 
 # bench: per-run cost and deadline adherence side by side with curl, and the
 # VIP's movement with real Patroni and keepalived (curl, this check,

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -51,7 +52,8 @@ func TestDoctorExitStatus(t *testing.T) {
 	delete(sys.Files, "/run/keepalived-patroni-vip-check/eligible")
 	delete(sys.Files, "/run/keepalived-patroni-vip-check")
 	code, out, _ = runDoctorOn(t, sys, "--keepalived-version", "2.2.7")
-	if code != 1 || !strings.Contains(out, "failure: /etc/keepalived/keepalived.conf:32: track_file patroni_primary: the directory /run/keepalived-patroni-vip-check does not exist") {
+	line := 1 + strings.Count(strings.Split(string(sys.Files["/etc/keepalived/keepalived.conf"].Data), "    file /run/keepalived-patroni-vip-check/eligible")[0], "\n")
+	if code != 1 || !strings.Contains(out, fmt.Sprintf("failure: /etc/keepalived/keepalived.conf:%d: track_file patroni_primary: the directory /run/keepalived-patroni-vip-check does not exist", line)) {
 		t.Errorf("missing directory: exit %d\n%s", code, out)
 	}
 	code, out, _ = runDoctorOn(t, sys, "--keepalived-conf", "/etc/keepalived/missing.conf", "--keepalived-version", "2.2.7")

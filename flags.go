@@ -10,17 +10,21 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/patroni-vip-check/patroni-vip-check/vipconf"
 )
 
+// Where things are on a node, as the packages lay them out and the
+// generator writes them into keepalived.conf (package vipconf).
 const (
 	defaultURL       = "http://127.0.0.1:8008/primary"
-	defaultTimeout   = 800 * time.Millisecond
+	defaultTimeout   = vipconf.CheckTimeout
 	defaultInterval  = 100 * time.Millisecond
-	defaultTrackFile = "/run/keepalived-patroni-vip-check/eligible"
+	defaultTrackFile = vipconf.DefaultTrackFile
 	// rootStateDir is root's state directory, and the parent of every
 	// other user's: root-owned and not writable by anyone else, so that
 	// no user can create another's directory first.
-	rootStateDir = "/run/patroni-vip-check"
+	rootStateDir = vipconf.StateDir
 )
 
 // mode is which lifecycle a command line is for.
@@ -388,6 +392,8 @@ Patroni health endpoint; default:
 	} else {
 		b.WriteString(`usage: patroni-vip-check [flags] [URL]
        patroni-vip-check watch [flags] [URL]
+       patroni-vip-check keepalived-conf --vip ADDR/PREFIX [flags]
+       patroni-vip-check doctor [--keepalived-conf FILE]
 
 Asks the local Patroni REST API whether this node may hold the virtual IP,
 for keepalived's vrrp_script. Exit status 0: eligible; 1: not eligible or

@@ -18,6 +18,10 @@
 //	            its fences, the state file, the exit status
 //	watch.go    patroni-vip-check watch: the poll loop and the track file
 //	line.go     the one way from a result to a log line, and -v
+//
+// and the two commands that set a node up: keepaliveconf.go
+// (patroni-vip-check keepalived-conf, package vipconf) and doctor.go
+// (patroni-vip-check doctor, package doctor).
 package main
 
 import (
@@ -52,10 +56,25 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 			code = 1
 		}
 	}()
-	if len(args) > 0 && args[0] == "watch" {
-		return runWatch(args[1:], stop, stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "watch":
+			return runWatch(args[1:], stop, stdout, stderr)
+		case "keepalived-conf":
+			go exitOnSignal(stop)
+			return runKeepalivedConf(args[1:], stdout, stderr)
+		case "doctor":
+			go exitOnSignal(stop)
+			return runDoctor(args[1:], stdout, stderr)
+		}
 	}
 	return runOnce(args, start, stop, stdout, stderr)
+}
+
+// exitOnSignal ends an interactive command on SIGTERM or SIGINT.
+func exitOnSignal(stop <-chan os.Signal) {
+	<-stop
+	os.Exit(1)
 }
 
 // catchSignals keeps every signal from ending the process with a status

@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -85,17 +86,19 @@ func newNode(t *testing.T, example string, v keepalived.Version) *node {
 			"/usr/sbin/keepalived":              {Mode: 0o755, Data: elfHeader()},
 			"/usr/bin/systemctl":                {Mode: 0o755, Data: elfHeader()},
 			"/run/systemd/system":               {Mode: dir | 0o755},
-			"/run/patroni-vip-check":            {Mode: dir | 0o700, Label: "system_u:object_r:var_run_t:s0"},
+			"/run/patroni-vip-check":            {Mode: dir | 0o711, Label: "system_u:object_r:var_run_t:s0"},
 			"/run/patroni-vip-check/x.state":    {Mode: 0o600, Label: "system_u:object_r:keepalived_var_run_t:s0"},
 			"/run/keepalived-patroni-vip-check": {Mode: dir | 0o755, Label: "system_u:object_r:keepalived_var_run_t:s0"},
 			"/run/keepalived-patroni-vip-check/eligible": {Mode: 0o644, Data: []byte("1\n"),
 				Label: "system_u:object_r:keepalived_var_run_t:s0"},
 			"/usr/lib/tmpfiles.d/patroni-vip-check.conf": {Mode: 0o644, Data: []byte(
-				"d /run/patroni-vip-check 0700 root root -\nd /run/keepalived-patroni-vip-check 0755 root root -\n")},
+				"d /run/patroni-vip-check 0711 root root -\nd /run/keepalived-patroni-vip-check 0755 root root -\n")},
 			"/etc/patroni/15-main.yml": {Mode: 0o640, Data: []byte(
 				"name: node1\nrestapi:\n  listen: 0.0.0.0:8008\n  connect_address: 198.51.100.11:8008\n" +
 					"postgresql:\n  listen: 0.0.0.0:5432\n  connect_address: 198.51.100.11:5432\n")},
 			"/proc/sys/net/ipv4/ip_nonlocal_bind": {Mode: 0o644, Data: []byte("0\n")},
+			"/etc/default/patroni-vip-check": {Mode: 0o644, Data: []byte(
+				"# the node's own REST API\nPATRONI_VIP_CHECK_ARGS=\"http://198.51.100.11:8008/primary\"\n")},
 		},
 		Users:  []system.User{{Name: "root", UID: 0, GID: 0, Home: "/root"}, {Name: "postgres", UID: 105, GID: 110}},
 		Groups: map[string]uint32{"root": 0},
@@ -134,7 +137,8 @@ func (n *node) systemctl(state string) func(system.Cmd) system.Result {
 		case strings.Contains(arg, "--property=MainPID"):
 			return system.Result{Stdout: []byte("200\n")}
 		case strings.Contains(arg, "--property=ExecStart"):
-			return system.Result{Stdout: []byte("{ path=/usr/bin/patroni-vip-check ; argv[]=/usr/bin/patroni-vip-check watch --track-file /run/keepalived-patroni-vip-check/eligible http://198.51.100.11:8008/primary ; ignore_errors=no ; start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; code=(null) ; status=0/0 }\n")}
+			// As the shipped unit says it: the URL is in the environment file.
+			return system.Result{Stdout: []byte("{ path=/usr/bin/patroni-vip-check ; argv[]=/usr/bin/patroni-vip-check watch $PATRONI_VIP_CHECK_ARGS ; ignore_errors=no ; start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; code=(null) ; status=0/0 }\n")}
 		}
 		return system.Result{ExitCode: 1}
 	}
@@ -144,6 +148,17 @@ func (n *node) run() []Finding {
 	opts := n.opts
 	opts.KeepalivedConf = conf
 	return Run(context.Background(), n.sys, opts)
+}
+
+// line is the number of the configuration's first line that holds text.
+func (n *node) line(t *testing.T, text string) int {
+	t.Helper()
+	data := string(n.sys.Files[conf].Data)
+	i := strings.Index(data, text)
+	if i < 0 {
+		t.Fatalf("no %q in the configuration", text)
+	}
+	return 1 + strings.Count(data[:i], "\n")
 }
 
 // edit changes the configuration file.
@@ -264,7 +279,7 @@ func TestUnsafeScriptPath(t *testing.T) {
 			none(t, fs, Failure)
 			continue
 		}
-		want(t, fs, tc.level, "keepalived.conf:29: vrrp_script patroni_primary: "+tc.bad, "Unsafe permissions found",
+		want(t, fs, tc.level, fmt.Sprintf("keepalived.conf:%d: vrrp_script patroni_primary: ", n.line(t, "    script "))+tc.bad, "Unsafe permissions found",
 			"keepalived disables the track script and the instance takes the VIP without it")
 	}
 	// A link is checked where it leads (2.2.7) and where it is (2.3.3).
@@ -289,13 +304,13 @@ func TestUnsafeScriptPath(t *testing.T) {
 	fs = n.run()
 	want(t, fs, OK, "runs as keepalived_script")
 	want(t, fs, OK, "who can run it (keepalived checks the path's owners only for root)")
-	want(t, fs, OK, "the check's state directory /tmp/patroni-vip-check-998 does not exist yet")
+	want(t, fs, Warning, "the check's state directory /run/patroni-vip-check/keepalived_script does not exist, and keepalived_script cannot create it")
 }
 
 func TestMissingOrBrokenBinary(t *testing.T) {
 	n := newNode(t, "keepalived.conf", v227)
 	delete(n.sys.Files, "/usr/bin/patroni-vip-check")
-	want(t, n.run(), Failure, ":29: vrrp_script patroni_primary: /usr/bin/patroni-vip-check cannot be accessed", "takes the VIP without it")
+	want(t, n.run(), Failure, fmt.Sprintf(":%d: vrrp_script patroni_primary: /usr/bin/patroni-vip-check cannot be accessed", n.line(t, "    script ")), "takes the VIP without it")
 
 	n = newNode(t, "keepalived.conf", v227)
 	n.sys.Files["/usr/bin/patroni-vip-check"].Mode = 0o644
@@ -329,7 +344,7 @@ func TestScriptUser(t *testing.T) {
 func TestNoAccept(t *testing.T) {
 	n := newNode(t, "keepalived.conf", v227)
 	n.edit(t, "    accept\n", "    no_accept\n")
-	want(t, n.run(), Failure, ":104: vrrp_instance patroni_vip: no_accept makes keepalived 2.2.7 drop every packet addressed to the VIP", "use accept")
+	want(t, n.run(), Failure, fmt.Sprintf(":%d: vrrp_instance patroni_vip: no_accept makes keepalived 2.2.7 drop every packet addressed to the VIP", n.line(t, "    no_accept")), "use accept")
 
 	n = newNode(t, "keepalived.conf", v227)
 	n.edit(t, "    accept\n", "")
@@ -349,7 +364,7 @@ func TestWeights(t *testing.T) {
 	n := newNode(t, "keepalived.conf", v227)
 	n.edit(t, "        patroni_primary\n    }\n}", "        patroni_primary weight -20\n    }\n}")
 	fs := n.run()
-	want(t, fs, Failure, "keepalived.conf:109: track_script patroni_primary has weight -20: a failing check only changes the priority and the node may keep the VIP; remove the weight")
+	want(t, fs, Failure, fmt.Sprintf("keepalived.conf:%d: track_script patroni_primary has weight -20: a failing check only changes the priority and the node may keep the VIP; remove the weight", n.line(t, "patroni_primary weight -20")))
 	want(t, fs, Failure, "vrrp_instance patroni_vip has no check that can put it in FAULT")
 
 	n = newNode(t, "keepalived.conf", v227)
@@ -360,7 +375,7 @@ func TestWeights(t *testing.T) {
 func TestTimeouts(t *testing.T) {
 	n := newNode(t, "keepalived.conf", v227)
 	n.edit(t, "patroni-vip-check http://", "patroni-vip-check --timeout 2s http://")
-	want(t, n.run(), Failure, ":39: vrrp_script patroni_primary: keepalived's timeout 1s is not above the check's --timeout 2s", "kills slow answers")
+	want(t, n.run(), Failure, fmt.Sprintf(":%d: vrrp_script patroni_primary: keepalived's timeout 1s is not above the check's --timeout 2s", n.line(t, "    timeout 1")), "kills slow answers")
 
 	// No timeout: keepalived's is the interval.
 	n = newNode(t, "keepalived.conf", v227)

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/patroni-vip-check/patroni-vip-check/keepalived"
@@ -178,13 +179,13 @@ func (d *doctor) scriptFile(sc *keepalived.Script, written string, u runAs) (str
 	return real, true
 }
 
-var timeoutFlag = regexp.MustCompile(`^--?timeout(?:=(.*))?$`)
+var timeoutFlag = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^--?timeout(?:=(.*))?$`) })
 
 // checkTimeout is the check's own --timeout in args (default 800ms).
 func checkTimeout(args []string) (time.Duration, error) {
 	d := vipconf.CheckTimeout
 	for i := 0; i < len(args); i++ {
-		m := timeoutFlag.FindStringSubmatch(args[i])
+		m := timeoutFlag().FindStringSubmatch(args[i])
 		if m == nil {
 			continue
 		}
@@ -384,7 +385,7 @@ func (d *doctor) installed(pos keepalived.Pos, exe string, u runAs) {
 		"keepalived runs %s (%s), not the installed %s (%s): an upgrade of the package does not change what keepalived runs", show(exe), show(mine), inst, show(theirs))
 }
 
-var stateDirFlag = regexp.MustCompile(`^--?state-dir(?:=(.*))?$`)
+var stateDirFlag = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^--?state-dir(?:=(.*))?$`) })
 
 // stateDir: the check keeps its de-duplication state there; a directory
 // it refuses costs a warning in the log at every run, not the answer.
@@ -396,7 +397,7 @@ func (d *doctor) stateDir(sc *keepalived.Script, args []string, u runAs) {
 			d.warn(pos, "drop --no-state", "vrrp_script %s runs the check with --no-state: it logs every result, every run", show(sc.Name))
 			return
 		}
-		if m := stateDirFlag.FindStringSubmatch(args[i]); m != nil {
+		if m := stateDirFlag().FindStringSubmatch(args[i]); m != nil {
 			dir = m[1]
 			if !strings.Contains(args[i], "=") && i+1 < len(args) {
 				i++
@@ -404,14 +405,19 @@ func (d *doctor) stateDir(sc *keepalived.Script, args []string, u runAs) {
 			}
 		}
 	}
+	ownDir := dir == "" && u.uid != 0 // the default of a user other than root, which only root can create
 	if dir == "" {
 		dir = vipconf.StateDir
 		if u.uid != 0 {
-			dir = fmt.Sprintf("/tmp/patroni-vip-check-%d", u.uid)
+			dir = vipconf.StateDir + "/" + u.name
 		}
 	}
 	fi, err := d.sys.Lstat(dir)
 	switch {
+	case errors.Is(err, fs.ErrNotExist) && ownDir:
+		d.warn(pos, fmt.Sprintf("add \"d %s 0700 %s %s -\" to a file in /etc/tmpfiles.d and run systemd-tmpfiles --create", dir, u.name, u.name),
+			"the check's state directory %s does not exist, and %s cannot create it (the parent is root's, so that no other user can create it first): the check keeps no state and says so in the log at every run", show(dir), u.name)
+		return
 	case errors.Is(err, fs.ErrNotExist):
 		d.ok(pos, "the check's state directory %s does not exist yet: its first run creates it", show(dir))
 		return
@@ -432,13 +438,14 @@ func (d *doctor) stateDir(sc *keepalived.Script, args []string, u runAs) {
 	d.selinuxStateDir(pos, dir)
 }
 
-// A -v run's lines this reads: "patroni-vip-check: patroni: state=...
+// A -v run's lines this reads (compiled when first used, not at the start
+// of every run of the check): "patroni-vip-check: patroni: state=...
 // role=... version=..." and "patroni-vip-check: verdict: ... (reason CLASS)".
 var (
-	verdictLine = regexp.MustCompile(`(?m)^patroni-vip-check: verdict: (.*)$`)
-	reasonRe    = regexp.MustCompile(`\(reason ([a-z-]+)\)`)
-	patroniLine = regexp.MustCompile(`(?m)^patroni-vip-check: patroni: (.*)$`)
-	fieldRe     = regexp.MustCompile(`\b(state|role|version)=(\S+)`)
+	verdictLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^patroni-vip-check: verdict: (.*)$`) })
+	reasonRe    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\(reason ([a-z-]+)\)`) })
+	patroniLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^patroni-vip-check: patroni: (.*)$`) })
+	fieldRe     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\b(state|role|version)=(\S+)`) })
 )
 
 // patroniAnswer runs the check once as keepalived would, with -v and
@@ -470,19 +477,19 @@ func (d *doctor) patroniAnswer(pos keepalived.Pos, who, exe string, args []strin
 		}
 	}
 	facts := ""
-	if m := patroniLine.FindStringSubmatch(stderr); m != nil {
+	if m := patroniLine().FindStringSubmatch(stderr); m != nil {
 		var f []string
-		for _, kv := range fieldRe.FindAllStringSubmatch(m[1], -1) {
+		for _, kv := range fieldRe().FindAllStringSubmatch(m[1], -1) {
 			f = append(f, kv[1]+"="+kv[2])
 		}
 		facts = " (" + strings.Join(f, ", ") + ")"
 	}
 	verdict := ""
-	if m := verdictLine.FindStringSubmatch(stderr); m != nil {
+	if m := verdictLine().FindStringSubmatch(stderr); m != nil {
 		verdict = m[1]
 	}
 	reason := ""
-	if m := reasonRe.FindStringSubmatch(verdict); m != nil {
+	if m := reasonRe().FindStringSubmatch(verdict); m != nil {
 		reason = m[1]
 	}
 	switch {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/patroni-vip-check/patroni-vip-check/keepalived"
 	"github.com/patroni-vip-check/patroni-vip-check/system"
+	"github.com/patroni-vip-check/patroni-vip-check/unitfile"
+	"github.com/patroni-vip-check/patroni-vip-check/vipconf"
 )
 
 // WatchService is the unit that keeps the track file.
@@ -270,13 +272,13 @@ func (d *doctor) watchService() {
 			}
 		}
 	}
-	argv := ExecStartArgv(d.systemctlValue(sc, "ExecStart"))
+	argv := d.expandEnv(ExecStartArgv(d.systemctlValue(sc, "ExecStart")))
 	if len(argv) < 2 || argv[1] != "watch" {
 		d.warn(keepalived.Pos{}, "", "%s does not run patroni-vip-check watch (ExecStart %q)", WatchService, show(strings.Join(argv, " ")))
 		return
 	}
 	var args []string
-	trackFile := ""
+	trackFile := vipconf.DefaultTrackFile // watch's own default
 	for i := 2; i < len(argv); i++ {
 		name, value, hasValue := strings.Cut(argv[i], "=")
 		switch "--" + strings.TrimLeft(name, "-") {
@@ -299,6 +301,28 @@ func (d *doctor) watchService() {
 		}
 	}
 	d.patroniAnswer(keepalived.Pos{}, WatchService, argv[0], args, runAs{name: "root"})
+}
+
+// watchEnvFiles are the unit's EnvironmentFile= paths, where its
+// PATRONI_VIP_CHECK_ARGS is set.
+var watchEnvFiles = []string{"/etc/default/patroni-vip-check", "/etc/sysconfig/patroni-vip-check"}
+
+// expandEnv expands the variables of the service's command as systemd
+// does: systemctl shows the command as written, "$PATRONI_VIP_CHECK_ARGS"
+// and all.
+func (d *doctor) expandEnv(argv []string) []string {
+	env := map[string]string{}
+	for _, f := range watchEnvFiles {
+		if b, err := fs.ReadFile(d.sys.FS(), strings.TrimPrefix(f, "/")); err == nil {
+			for k, v := range unitfile.ParseEnv(string(b)) {
+				env[k] = v
+			}
+		}
+	}
+	if _, expanded, err := unitfile.Command(strings.Join(argv, " "), env); err == nil {
+		return expanded
+	}
+	return argv
 }
 
 // ExecStartArgv is the command of `systemctl show -p ExecStart --value`:

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -37,11 +38,13 @@ func (v Version) AtLeast(o Version) bool {
 // be fractional (keepalived 2.3.2 and later).
 func (v Version) FractionalTimers() bool { return v.AtLeast(v232()) }
 
-var versionRe = regexp.MustCompile(`^v?(\d{1,4})\.(\d{1,4})(?:\.(\d{1,4}))?$`)
+// Compiled when first used: the check, which links this package, must not
+// pay for it at every start.
+var versionRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^v?(\d{1,4})\.(\d{1,4})(?:\.(\d{1,4}))?$`) })
 
 // ParseVersion parses "2.2.7" or "v2.2.7".
 func ParseVersion(s string) (Version, error) {
-	m := versionRe.FindStringSubmatch(strings.TrimSpace(s))
+	m := versionRe().FindStringSubmatch(strings.TrimSpace(s))
 	if m == nil {
 		return Version{}, fmt.Errorf("invalid keepalived version %q (want for example 2.2.7)", s)
 	}
@@ -54,7 +57,7 @@ func ParseVersion(s string) (Version, error) {
 	return v, nil
 }
 
-var versionOutputRe = regexp.MustCompile(`(?m)^Keepalived v(\d{1,4})\.(\d{1,4})\.(\d{1,4})\b`)
+var versionOutputRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^Keepalived v(\d{1,4})\.(\d{1,4})\.(\d{1,4})\b`) })
 
 // VersionFromOutput finds the version in what `keepalived --version`
 // prints (on stderr): "Keepalived v2.2.7 (01/16,2022)".
@@ -62,7 +65,7 @@ func VersionFromOutput(out []byte) (Version, error) {
 	if len(out) > 64<<10 {
 		out = out[:64<<10]
 	}
-	m := versionOutputRe.FindSubmatch(out)
+	m := versionOutputRe().FindSubmatch(out)
 	if m == nil {
 		first, _, _ := strings.Cut(string(out), "\n")
 		if len(first) > 80 {

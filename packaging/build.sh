@@ -71,7 +71,8 @@ if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
 fi
 export SOURCE_DATE_EPOCH
 
-for f in packaging/nfpm.yaml packaging/keepalived.conf packaging/patroni-vip-check.1.md \
+for f in packaging/nfpm.yaml packaging/keepalived.conf packaging/keepalived-2.3.conf packaging/keepalived-watch.conf \
+	packaging/patroni-vip-check.service packaging/patroni-vip-check.1.md \
 	packaging/copyright packaging/tmpfiles.conf LICENSE CHANGELOG.yml; do
 	[ -f "$f" ] || fail "$f is missing"
 done

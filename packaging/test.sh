@@ -190,6 +190,8 @@ drwxr-xr-x root/root ./usr/share/doc/patroni-vip-check/
 -rw-r--r-- root/root ./usr/share/doc/patroni-vip-check/changelog.Debian.gz
 -rw-r--r-- root/root ./usr/share/doc/patroni-vip-check/copyright
 drwxr-xr-x root/root ./usr/share/doc/patroni-vip-check/examples/
+-rw-r--r-- root/root ./usr/share/doc/patroni-vip-check/examples/keepalived-2.3.conf
+-rw-r--r-- root/root ./usr/share/doc/patroni-vip-check/examples/keepalived-watch.conf
 -rw-r--r-- root/root ./usr/share/doc/patroni-vip-check/examples/keepalived.conf
 drwxr-xr-x root/root ./usr/share/lintian/
 drwxr-xr-x root/root ./usr/share/lintian/overrides/
@@ -208,6 +210,8 @@ want_rpm='-rwxr-xr-x root:root () /usr/bin/patroni-vip-check
 -rw-r--r-- root:root () /usr/lib/tmpfiles.d/patroni-vip-check.conf
 drwxr-xr-x root:root () /usr/share/doc/patroni-vip-check
 drwxr-xr-x root:root () /usr/share/doc/patroni-vip-check/examples
+-rw-r--r-- root:root (d) /usr/share/doc/patroni-vip-check/examples/keepalived-2.3.conf
+-rw-r--r-- root:root (d) /usr/share/doc/patroni-vip-check/examples/keepalived-watch.conf
 -rw-r--r-- root:root (d) /usr/share/doc/patroni-vip-check/examples/keepalived.conf
 drwxr-xr-x root:root () /usr/share/licenses/patroni-vip-check
 -rw-r--r-- root:root (l) /usr/share/licenses/patroni-vip-check/LICENSE
@@ -217,13 +221,16 @@ check "the .rpm holds exactly the expected files, modes, owners and %doc/%licens
 	same "rpm -qp" "$want_rpm" "$got_rpm"
 
 shared_files="usr/bin/patroni-vip-check usr/lib/systemd/system/patroni-vip-check.service usr/lib/tmpfiles.d/patroni-vip-check.conf
-	usr/share/man/man1/patroni-vip-check.1.gz usr/share/doc/patroni-vip-check/examples/keepalived.conf"
+	usr/share/man/man1/patroni-vip-check.1.gz usr/share/doc/patroni-vip-check/examples/keepalived.conf
+	usr/share/doc/patroni-vip-check/examples/keepalived-2.3.conf usr/share/doc/patroni-vip-check/examples/keepalived-watch.conf"
 check "the packaged files are identical in both packages" \
 	same "checksums" "$(cd "$work/deb" && sha256sum $shared_files)" "$(cd "$work/rpm" && sha256sum $shared_files)"
 check "the unit is packaging/patroni-vip-check.service" \
 	cmp "$top/packaging/patroni-vip-check.service" "$work/deb/usr/lib/systemd/system/patroni-vip-check.service"
-check "the example is packaging/keepalived.conf" \
-	cmp "$top/packaging/keepalived.conf" "$work/deb/usr/share/doc/patroni-vip-check/examples/keepalived.conf"
+for ex in keepalived.conf keepalived-2.3.conf keepalived-watch.conf; do
+	check "the example $ex is packaging/$ex" \
+		cmp "$top/packaging/$ex" "$work/deb/usr/share/doc/patroni-vip-check/examples/$ex"
+done
 check "the rpm's license is LICENSE, its License tag MIT" \
 	eval 'cmp "$top/LICENSE" "$work/rpm/usr/share/licenses/patroni-vip-check/LICENSE" &&
 		same License MIT "$(rpm -qp --qf %{LICENSE} "$rpm" 2>/dev/null)"'
@@ -353,6 +360,8 @@ drwxr-xr-x root:root /usr/share/doc/patroni-vip-check
 -rw-r--r-- root:root /usr/share/doc/patroni-vip-check/changelog.Debian.gz
 -rw-r--r-- root:root /usr/share/doc/patroni-vip-check/copyright
 drwxr-xr-x root:root /usr/share/doc/patroni-vip-check/examples
+-rw-r--r-- root:root /usr/share/doc/patroni-vip-check/examples/keepalived-2.3.conf
+-rw-r--r-- root:root /usr/share/doc/patroni-vip-check/examples/keepalived-watch.conf
 -rw-r--r-- root:root /usr/share/doc/patroni-vip-check/examples/keepalived.conf
 -rw-r--r-- root:root /usr/share/lintian/overrides/patroni-vip-check
 -rw-r--r-- root:root /usr/share/man/man1/patroni-vip-check.1.gz" "$got_installed"

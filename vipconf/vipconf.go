@@ -138,11 +138,24 @@ func (s *Setup) trackFile() string {
 // Command is what runs the check: for Oneshot the vrrp_script's command,
 // for Watch the service's.
 func (s *Setup) Command() []string {
-	args := []string{s.binary()}
 	if s.Mode == Watch {
-		args = append(args, "watch", "--track-file", s.trackFile())
-	} else if s.fast() {
+		return append([]string{s.binary(), "watch"}, s.WatchArgs()...)
+	}
+	args := []string{s.binary()}
+	if s.fast() {
 		args = append(args, "--timeout", duration(FastCheckTimeout))
+	}
+	args = append(args, s.CheckFlags...)
+	return append(args, s.URL)
+}
+
+// WatchArgs are the arguments of patroni-vip-check watch, as the service's
+// PATRONI_VIP_CHECK_ARGS holds them: the track file only if it is not the
+// one the unit removes when it stops.
+func (s *Setup) WatchArgs() []string {
+	var args []string
+	if s.trackFile() != DefaultTrackFile {
+		args = append(args, "--track-file", s.trackFile())
 	}
 	args = append(args, s.CheckFlags...)
 	return append(args, s.URL)
@@ -265,13 +278,14 @@ takes the VIP without it, so after any change look for that line in keepalived's
 		w.Line("enable_script_security")
 		w.Blank()
 		w.Comment(fmt.Sprintf(`Run the check as root, named explicitly: left unset, keepalived switches to the
-user keepalived_script as soon as such a user exists, and that user cannot write
-the check's state directory (%s, root 0700).`, StateDir))
+user keepalived_script as soon as such a user exists (whose state directory,
+%s/keepalived_script, only root can make), and drops every script
+where there is none ("Unable to set default user").`, StateDir))
 		w.Line("script_user", "root")
 	}
 	w.Blank()
-	w.Comment(`No vrrp_strict here: it refuses unicast peers and forces no_accept mode (see
-accept below).`)
+	w.Comment(`No vrrp_strict here: it refuses unicast peers on an interface that can multicast
+and, unless accept is set, drops all traffic to the VIP (see accept below).`)
 	w.Close()
 }
 
@@ -314,12 +328,13 @@ demoted node), one good run makes the node a candidate again.`)
 
 func trackFile(w *keepalived.Writer, s *Setup) {
 	w.Open("track_file", "patroni_primary")
-	cmd := strings.Join(s.Command(), " ")
 	w.Comment(fmt.Sprintf(`The file patroni-vip-check.service keeps at 1 while this node's own Patroni REST
-API says it is the running primary, and at 0 while it is not; the service runs
-  %s
+API says it is the running primary, and at 0 while it is not. The service runs
+patroni-vip-check watch with the arguments in PATRONI_VIP_CHECK_ARGS, set in
+/etc/default/patroni-vip-check (or /etc/sysconfig/patroni-vip-check):
+  PATRONI_VIP_CHECK_ARGS="%s"
 keepalived watches the file's directory (inotify) and sees a change within
-milliseconds.`, cmd))
+milliseconds.`, strings.Join(s.WatchArgs(), " ")))
 	w.Line("file", s.trackFile())
 	w.Blank()
 	w.Comment(fmt.Sprintf(`weight 0 makes the file a gate, not a priority change, and reverse makes it fail

@@ -27,7 +27,9 @@ func lab(mode Mode, v keepalived.Version) Setup {
 	}
 }
 
-// The shipped examples are the generator's output, byte for byte.
+// The shipped examples are the generator's output, byte for byte. After a
+// change to the generator, PVC_UPDATE_EXAMPLES=1 go test ./vipconf writes
+// them anew; the diff is then the change to review.
 func TestShippedExamples(t *testing.T) {
 	cases := []struct {
 		file  string
@@ -41,6 +43,11 @@ func TestShippedExamples(t *testing.T) {
 		got, err := Render(tc.setup)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.file, err)
+		}
+		if os.Getenv("PVC_UPDATE_EXAMPLES") != "" {
+			if err := os.WriteFile("../packaging/"+tc.file, got, 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 		want, err := os.ReadFile("../packaging/" + tc.file)
 		if err != nil && !os.IsNotExist(err) {
@@ -108,8 +115,8 @@ func TestRenderParsesBack(t *testing.T) {
 			if w, rev := tf.Effective(in.TrackFiles[0]); w != 0 || !rev || tf.Path() != DefaultTrackFile {
 				t.Errorf("track file %s weight %d reverse %t", tf.Path(), w, rev)
 			}
-			if !strings.Contains(string(data), strings.Join(s.Command(), " ")) {
-				t.Errorf("the service's command is not in the comments")
+			if !strings.Contains(string(data), `PATRONI_VIP_CHECK_ARGS="`+strings.Join(s.WatchArgs(), " ")+`"`) {
+				t.Errorf("the service's arguments are not in the comments")
 			}
 			continue
 		}
