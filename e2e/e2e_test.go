@@ -39,7 +39,7 @@ type suite struct {
 }
 
 func TestEndToEnd(t *testing.T) {
-	if err := cluster.Preflight(cluster.ModeCheck); err != nil {
+	if err := cluster.Preflight(cluster.ModeCheck, nil); err != nil {
 		t.Fatalf("end-to-end suite cannot run: %v", err)
 	}
 	ctx := context.Background()
