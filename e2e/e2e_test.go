@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -26,23 +27,38 @@ import (
 const (
 	followBound  = 8 * time.Second
 	vipGoneBound = 4 * time.Second // from a hung REST API to the VIP gone: one check deadline and a run
-	pauseFor     = 15 * time.Second
 )
 
-// suite is the state shared by the scenarios, which run in order on one cluster.
+// Bounds that follow from Patroni's ttl, which depends on the stack (Patroni 4 refuses
+// less than 20 s).
+func (s *suite) pauseFor() time.Duration { return s.c.TTL() + 5*time.Second } // a hung REST API outlives the leader key
+// failoverBound: from a crash or a cut to the new primary: the leader key expires within
+// a ttl, then a replica's next loop takes it and promotes.
+func (s *suite) failoverBound() time.Duration { return s.c.TTL() + 10*time.Second }
+
+// suite is the state shared by the scenarios, which run in order on one stack's cluster.
 type suite struct {
+	stack     *cluster.Stack
 	c         *cluster.Cluster
-	example   string // packaging/keepalived.conf
+	repo      string // the repository's root
+	bin       string // the check
+	userAgent string // the check's, as it sends it
+	example   string // the keepalived.conf node 1 runs verbatim
 	script    string // its vrrp_script's name
 	movements []cluster.Movement
 	broken    string // the scenario after which the cluster could not be restored
 }
 
+// TestEndToEnd runs the suite once per stack — TestEndToEnd/debian12/…,
+// TestEndToEnd/debian13/… — each on clusters of its own, the stacks at the same time
+// (each cluster lives in namespaces of its own). PVC_STACKS picks stacks ("debian13",
+// "debian12 debian13"; default all), PVC_E2E_SERIAL=1 runs them one after the other.
 func TestEndToEnd(t *testing.T) {
-	if err := cluster.Preflight(cluster.ModeCheck, nil); err != nil {
-		t.Fatalf("end-to-end suite cannot run: %v", err)
-	}
 	ctx := context.Background()
+	names, err := selectedStacks(os.Getenv("PVC_STACKS"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	root, err := cluster.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -51,29 +67,84 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	example, err := os.ReadFile(filepath.Join(root, "packaging", "keepalived.conf"))
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil {
+		t.Fatalf("%s --version: %v", bin, err)
+	}
+	// "patroni-vip-check 1.2.3" → the User-Agent the check sends.
+	userAgent := strings.Replace(strings.TrimSpace(string(out)), " ", "/", 1)
+	examplePath := filepath.Join(root, "packaging", "keepalived.conf")
+	example, err := os.ReadFile(examplePath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`(?m)^\s*vrrp_script\s+(\S+)`).FindStringSubmatch(string(example))
-	if m == nil {
-		t.Fatal("packaging/keepalived.conf has no vrrp_script")
-	}
 	logDir := filepath.Join(root, "e2e", "out", time.Now().UTC().Format("20060102T150405Z"))
-	t.Logf("check binary %s; logs in %s", bin, logDir)
+	t.Logf("check binary %s (%s); stacks %s; logs in %s", bin, userAgent, strings.Join(names, ", "), logDir)
+	// Every stack first, so that building a root (a minute or two of debootstrap and
+	// dpkg, on both cores) never overlaps a stack's timed scenarios.
+	stacks := map[string]*cluster.Stack{}
+	for _, name := range names {
+		t0 := time.Now()
+		stack, err := cluster.OpenStack(ctx, name, cluster.StackOptions{Logf: t.Logf})
+		if err != nil {
+			t.Fatalf("stack %s: %v", name, err)
+		}
+		t.Cleanup(func() { stack.Close() })
+		t.Logf("stack %s ready in %.1fs (root %s)", name, time.Since(t0).Seconds(), stack.Root)
+		stacks[name] = stack
+	}
+	serial := os.Getenv("PVC_E2E_SERIAL") != ""
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			if !serial {
+				t.Parallel()
+			}
+			stack := stacks[name]
+			if err := cluster.Preflight(cluster.ModeCheck, stack); err != nil {
+				t.Fatalf("end-to-end suite cannot run: %v", err)
+			}
+			s := &suite{stack: stack, repo: root, bin: bin, userAgent: userAgent, example: string(example)}
+			s.run(t, filepath.Join(logDir, name))
+		})
+	}
+}
 
+// selectedStacks parses PVC_STACKS: stack names separated by spaces or commas.
+func selectedStacks(env string) ([]string, error) {
+	names := strings.FieldsFunc(env, func(r rune) bool { return r == ' ' || r == ',' })
+	if len(names) == 0 {
+		return cluster.StackNames, nil
+	}
+	for _, n := range names {
+		if !slices.Contains(cluster.StackNames, n) {
+			return nil, fmt.Errorf("PVC_STACKS: unknown stack %q (known: %s)", n, strings.Join(cluster.StackNames, ", "))
+		}
+	}
+	return slices.Compact(names), nil
+}
+
+// run brings up the stack's cluster with the example configuration and runs every
+// scenario on it in order, then the baselines on clusters of their own; it prints the
+// stack's VIP movements and its count of passed and failed scenarios.
+func (s *suite) run(t *testing.T, logDir string) {
+	m := regexp.MustCompile(`(?m)^\s*vrrp_script\s+(\S+)`).FindStringSubmatch(s.example)
+	if m == nil {
+		t.Fatal("the example keepalived.conf has no vrrp_script")
+	}
+	s.script = m[1]
 	t0 := time.Now()
-	c, err := cluster.Start(ctx, cluster.Options{CheckBinary: bin, LogDir: logDir, Logf: t.Logf})
+	c, err := cluster.Start(context.Background(), cluster.Options{
+		Stack: s.stack, CheckBinary: s.bin, KeepalivedConf: s.example, LogDir: logDir, Logf: t.Logf})
 	if err != nil {
 		t.Fatalf("bring-up: %v", err)
 	}
-	t.Logf("bring-up took %.1fs", time.Since(t0).Seconds())
+	t.Logf("bring-up took %.1fs (Patroni ttl %v)", time.Since(t0).Seconds(), c.TTL())
 	t.Cleanup(func() {
 		if err := c.Close(); err != nil {
 			t.Errorf("teardown: %v", err)
 		}
 	})
-	s := &suite{c: c, example: string(example), script: m[1]}
+	s.c = c
 
 	passed, failed := 0, 0
 	run := func(name string, fn func(t *testing.T)) {
@@ -86,6 +157,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Logf("scenario %q took %.1fs", name, time.Since(start).Seconds())
 	}
 	run("start", s.start)
+	run("health endpoints", s.healthEndpoints)
 	run("switchover", s.switchovers)
 	run("graceful stop", func(t *testing.T) { s.failover(t, cluster.StopPrimary()) })
 	run("kill -9", func(t *testing.T) { s.failover(t, cluster.KillPrimary()) })
@@ -98,11 +170,15 @@ func TestEndToEnd(t *testing.T) {
 	// The harness's other VIP movers, which the benchmarks compare, each on a cluster of
 	// its own: they must keep working.
 	run("baseline curl", func(t *testing.T) { s.baseline(t, cluster.ModeCurl, logDir) })
-	run("baseline vip-manager", func(t *testing.T) { s.baseline(t, cluster.ModeVIPManager, logDir) })
+	if s.stack.VIPManager != "" {
+		run("baseline vip-manager", func(t *testing.T) { s.baseline(t, cluster.ModeVIPManager, logDir) })
+	} else {
+		t.Logf("baseline vip-manager: not run, %s has no vip-manager", s.stack.Name)
+	}
 
-	fmt.Printf("\nVIP movements, seconds from each trigger (new-prim: VIP on the new primary after Patroni had it):\n%s\n",
-		cluster.FormatMovements(s.movements))
-	fmt.Printf("%d passed, %d failed\n", passed, failed)
+	// One write each, so that the two stacks' reports do not interleave.
+	fmt.Printf("\n%s: VIP movements, seconds from each trigger (new-prim: VIP on the new primary after Patroni had it):\n%s\n%s: %d passed, %d failed\n",
+		s.stack.Name, cluster.FormatMovements(s.movements), s.stack.Name, passed, failed)
 }
 
 // start: keepalived accepted the check, the VIP is on the primary alone and carries traffic,
@@ -110,7 +186,7 @@ func TestEndToEnd(t *testing.T) {
 func (s *suite) start(t *testing.T) {
 	c := s.c
 	if got := c.KeepalivedConf(1); got != s.example {
-		t.Errorf("node 1 does not run packaging/keepalived.conf verbatim")
+		t.Errorf("node 1 does not run the example keepalived.conf verbatim")
 	}
 	leader, err := c.Leader(context.Background())
 	if err != nil || leader != "n1" {
@@ -180,11 +256,15 @@ func (s *suite) switchovers(t *testing.T) {
 }
 
 // failover: the primary's Patroni goes away (tr); another node becomes primary and gets
-// the VIP within followBound of Patroni promoting it.
+// the VIP within followBound of Patroni promoting it. After a crash, the new primary comes
+// within failoverBound.
 func (s *suite) failover(t *testing.T, tr cluster.Trigger) {
 	m := s.measure(t, tr)
 	if m.New == m.Old {
 		t.Errorf("%s: %s is still primary", tr.Name, m.Old)
+	}
+	if tr.WaitsForTTL && (m.ToPrimary < 0 || m.ToPrimary > s.failoverBound()) {
+		t.Errorf("%s: new primary after %v, want ≤ %v (ttl %v)", tr.Name, m.ToPrimary, s.failoverBound(), s.c.TTL())
 	}
 	s.assertMove(t, m)
 	s.restore(t)
@@ -197,7 +277,7 @@ func (s *suite) hung(t *testing.T) {
 	c := s.c
 	var byHand cluster.CheckRun
 	var byHandErr error
-	tr := cluster.PausePrimary(pauseFor)
+	tr := cluster.PausePrimary(s.pauseFor())
 	pause := tr.Fire
 	tr.Fire = func(ctx context.Context, c *cluster.Cluster, p *cluster.Node) error {
 		// Run the check by hand against the frozen API while it is frozen.
@@ -261,6 +341,9 @@ func (s *suite) cutOff(t *testing.T) {
 	if m.New == m.Old || m.New == "" {
 		t.Errorf("no new primary after cutting %s off (ends with %q)", m.Old, m.New)
 	}
+	if m.ToPrimary < 0 || m.ToPrimary > s.failoverBound() {
+		t.Errorf("new primary after %v, want ≤ %v (ttl %v)", m.ToPrimary, s.failoverBound(), s.c.TTL())
+	}
 	s.assertMove(t, m)
 	s.restore(t)
 }
@@ -288,7 +371,8 @@ func (s *suite) quietLogs(t *testing.T) {
 
 // baseline: a cluster whose VIP is moved by mode follows a switchover, never on two nodes.
 func (s *suite) baseline(t *testing.T, mode cluster.Mode, logDir string) {
-	c, err := cluster.Start(context.Background(), cluster.Options{Mode: mode, LogDir: filepath.Join(logDir, string(mode)), Logf: t.Logf})
+	c, err := cluster.Start(context.Background(), cluster.Options{
+		Stack: s.stack, Mode: mode, KeepalivedConf: s.example, LogDir: filepath.Join(logDir, string(mode)), Logf: t.Logf})
 	if err != nil {
 		t.Fatalf("bring-up: %v", err)
 	}
