@@ -449,7 +449,7 @@ func (c *Cluster) WaitHealthy(ctx context.Context, timeout time.Duration) (*Node
 			// Every check has seen the cluster as it is now: its last line is the
 			// primary's eligible state, or a replica's "not …".
 			for _, n := range c.nodes {
-				lines := n.CheckLog(time.Time{})
+				lines, _ := WithoutStalls(n.CheckLog(time.Time{}))
 				if len(lines) == 0 {
 					return false, n.Name + ": no check line yet", nil
 				}

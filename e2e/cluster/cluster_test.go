@@ -111,6 +111,22 @@ func TestCheckState(t *testing.T) {
 	}
 }
 
+func TestStallReport(t *testing.T) {
+	for _, c := range []struct {
+		l     LogLine
+		stall bool
+	}{
+		{LogLine{Tag: "Keepalived_vrrp", Message: "A thread timer expired 2.113207 seconds ago"}, true},
+		{LogLine{Tag: CheckTag, Message: "timeout: http://x:8008/primary: the run overran its 800ms deadline by 77ms (the process was stalled or blocked); exit 1"}, true},
+		{LogLine{Tag: CheckTag, Message: "timeout: http://x:8008/primary: no answer from x:8008 within 750ms"}, false},
+		{LogLine{Tag: "Keepalived_vrrp", Message: "(patroni_vip) Entering FAULT STATE"}, false},
+	} {
+		if got := StallReport(c.l); got != c.stall {
+			t.Errorf("%q: %v", c.l.Message, got)
+		}
+	}
+}
+
 func TestAnalyze(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
