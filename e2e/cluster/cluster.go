@@ -1,8 +1,8 @@
 // Package cluster brings up, on one Linux machine, a real three-node Patroni cluster whose
-// virtual IP is moved by keepalived running
-// patroni-vip-check with the project's example keepalived.conf, by keepalived running the
-// curl line the project replaces, or by vip-manager; and records, every 100 ms, which node
-// holds the VIP, which one holds Patroni's leader key and which PostgreSQL is a primary.
+// virtual IP is moved by keepalived running patroni-vip-check with the project's example
+// keepalived.conf, by keepalived running the curl line the project replaces, or by
+// vip-manager; and records, every 100 ms, which node holds the VIP, which one holds
+// Patroni's leader key and which PostgreSQL is a primary.
 //
 // Each node is a network namespace joined to a "switch" namespace (a Linux bridge, etcd,
 // clients) by a veth pair whose node end is eth0; the nodes are 198.51.100.11–.13/24, the
@@ -583,9 +583,12 @@ func (c *Cluster) Close() error {
 	// SIGKILL rather than an orderly stop: nothing here is worth a checkpoint, and a
 	// stopped (SIGSTOP) process dies of SIGKILL too.
 	var errs []error
-	if err := killNamespaces(names, 20*time.Second); err != nil {
+	if err := killNamespaces(names, 20*time.Second, func(procs string) {
+		c.logf("teardown: still dying a second after SIGKILL (pid, command, state): %s", procs)
+	}); err != nil {
 		errs = append(errs, err)
 	}
+	killed := time.Since(t)
 	for _, p := range c.procs() {
 		if err := p.wait(context.Background(), 5*time.Second); err != nil {
 			errs = append(errs, err)
@@ -610,7 +613,7 @@ func (c *Cluster) Close() error {
 			errs = append(errs, err)
 		}
 	}
-	c.logf("%-28s %6.2fs", "teardown", time.Since(t).Seconds())
+	c.logf("%-28s %6.2fs (killing %.2fs)", "teardown", time.Since(t).Seconds(), killed.Seconds())
 	return errors.Join(errs...)
 }
 

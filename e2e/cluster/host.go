@@ -75,7 +75,7 @@ func CleanStale(logf func(string, ...any)) {
 		if logf != nil {
 			logf("removing namespaces left by an earlier run: %s", strings.Join(stale, " "))
 		}
-		if err := killNamespaces(stale, 20*time.Second); err != nil && logf != nil {
+		if err := killNamespaces(stale, 20*time.Second, nil); err != nil && logf != nil {
 			logf("cleaning stale namespaces: %v", err)
 		}
 	}
