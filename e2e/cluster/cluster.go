@@ -608,12 +608,14 @@ func (c *Cluster) Close() error {
 	if c.http != nil {
 		c.http.CloseIdleConnections()
 	}
+	removing := time.Now()
 	if c.dir != "" {
 		if err := os.RemoveAll(c.dir); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	c.logf("%-28s %6.2fs (killing %.2fs)", "teardown", time.Since(t).Seconds(), killed.Seconds())
+	c.logf("%-28s %6.2fs (killing %.2fs, removing the run directory %.2fs)", "teardown",
+		time.Since(t).Seconds(), killed.Seconds(), time.Since(removing).Seconds())
 	return errors.Join(errs...)
 }
 
