@@ -249,7 +249,8 @@ func CutPrimary() Trigger {
 		Fire: func(ctx context.Context, c *Cluster, p *Node) error { return p.Cut(ctx) }}
 }
 
-// settleFor is how long the VIP must stay on the primary alone for a trigger to be over.
+// settleFor is how long the VIP must stay on the primary alone, after the trigger's Fire
+// has returned, for a trigger to be over.
 const settleFor = 2 * time.Second
 
 // Measure fires tr at the current primary and waits until the VIP has stayed on the
@@ -270,11 +271,16 @@ func (c *Cluster) Measure(ctx context.Context, tr Trigger) (Movement, error) {
 	}
 	t0 := time.Now()
 	fireErr := tr.Fire(ctx, c, old)
+	// Only what follows the end of Fire counts as settled: a Patroni frozen past its
+	// ttl and continued at the end of Fire can still take the leader key back (Patroni
+	// 3.0.2 did, a second after SIGCONT), which a window reaching back into the freeze
+	// would not see.
+	fired := time.Now()
 	var settleErr error
 	if fireErr == nil {
 		settleErr = waitFor(ctx, tr.Name+": VIP settles on the primary", timeout, c.opts.PollInterval, func() (bool, string, error) {
 			tl := c.Timeline(time.Now().Add(-settleFor), time.Now())
-			if len(tl) == 0 || tl[0].At.Sub(t0) < 0 || time.Since(tl[0].At) < settleFor-2*c.opts.PollInterval {
+			if len(tl) == 0 || tl[0].At.Before(fired) || time.Since(tl[0].At) < settleFor-2*c.opts.PollInterval {
 				return false, "recording", nil
 			}
 			for _, s := range tl {
