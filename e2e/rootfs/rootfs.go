@@ -166,6 +166,14 @@ func Ensure(ctx context.Context, spec Spec, o Options) (*Root, error) {
 		return nil, err
 	}
 	defer build.Close()
+	// Anything building here was interrupted: nobody else can hold the lock.
+	stale, _ := filepath.Glob(filepath.Join(o.CacheDir, ".build-*"))
+	for _, d := range stale {
+		o.Logf("rootfs: removing %s, left by an interrupted build", d)
+		if err := removeTree(d); err != nil {
+			return nil, err
+		}
+	}
 
 	key := spec.Key(o.Arch)
 	r := &Root{Dir: filepath.Join(o.CacheDir, key), Key: key}
@@ -220,14 +228,6 @@ func lock(ctx context.Context, path string, how int, waiting func()) (*os.File, 
 // buildRoot debootstraps spec into a temporary directory of the cache and renames it to
 // dir once complete. Called with the build lock held.
 func buildRoot(ctx context.Context, spec Spec, o Options, key, dir string) error {
-	// Anything else building here was interrupted: nobody else can hold the lock.
-	stale, _ := filepath.Glob(filepath.Join(o.CacheDir, ".build-*"))
-	for _, d := range stale {
-		o.Logf("rootfs: removing %s, left by an interrupted build", d)
-		if err := removeTree(d); err != nil {
-			return err
-		}
-	}
 	// A directory without its manifest was not made by this package; it would block the rename.
 	if _, err := os.Lstat(dir); err == nil {
 		o.Logf("rootfs: removing %s: it has no %s, so it is not a complete root", dir, manifest)
@@ -399,14 +399,16 @@ func unescapeMount(s string) string {
 }
 
 // run runs argv with a clean environment, its output appended to log. Cancelling ctx
-// kills its whole process group (debootstrap's wget and dpkg too).
+// kills its whole process group (debootstrap's wget and dpkg too). If this process dies
+// instead (a test binary that times out), the kernel kills argv's own process: stage 1's
+// debootstrap, or stage 2's unshare, whose --kill-child takes the PID namespace down.
 func run(ctx context.Context, log io.Writer, argv ...string) error {
 	fmt.Fprintf(log, "=== %s %s\n", time.Now().Format(time.RFC3339), strings.Join(argv, " "))
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LC_ALL=C.UTF-8", "DEBIAN_FRONTEND=noninteractive"}
 	w := &stamped{w: log, start: time.Now(), bol: true}
 	cmd.Stdout, cmd.Stderr = w, w
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Run(); err != nil {
