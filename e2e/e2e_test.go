@@ -235,12 +235,14 @@ func (s *suite) start(t *testing.T) {
 		if st, _ := cluster.CheckState(lines[0]); st != want {
 			t.Errorf("%s: first check line says %q, want %q: %s", n.Name, st, want, lines[0].Message)
 		}
-		// The check kept its state in its default directory, created 0700.
+		// The check kept its state in its default directory, created 0711 as the
+		// packaged tmpfiles.d entry makes it: root's state is in it, and a
+		// script_user's directory of its own, which only root can create.
 		fi, err := os.Stat(filepath.Join(n.RunDir(), "patroni-vip-check"))
 		if err != nil {
 			t.Errorf("%s: state directory: %v", n.Name, err)
-		} else if fi.Mode().Perm() != 0o700 {
-			t.Errorf("%s: state directory mode %v, want 0700", n.Name, fi.Mode().Perm())
+		} else if fi.Mode().Perm() != 0o711 {
+			t.Errorf("%s: state directory mode %v, want 0711", n.Name, fi.Mode().Perm())
 		}
 	}
 }
