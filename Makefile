@@ -11,7 +11,7 @@ TAGS    := nethttpomithttp2
 export CGO_ENABLED = 0
 
 
-.PHONY: build test unit unit-ci fuzz e2e demo package package-test bench deps clean FORCE
+.PHONY: build test unit unit-ci fuzz e2e rootfs demo package package-test bench deps clean FORCE
 
 build: bin/patroni-vip-check
 
@@ -25,7 +25,7 @@ FORCE:
 # fuzz seeds. Any user; tests that need root skip themselves.
 unit:
 	$(GO) vet ./...
-	$(GO) vet -tags e2e ./e2e/... ./doctor/...
+	$(GO) vet -tags e2e ./e2e/... ./doctor/... ./bench/...
 	$(GO) test -count=1 ./...
 
 # unit-ci: the unit tests as CI runs them: as root, where no test may skip
@@ -33,7 +33,7 @@ unit:
 # unprivileged user, as a newcomer runs `make unit`.
 unit-ci:
 	$(GO) vet ./...
-	$(GO) vet -tags e2e ./e2e/... ./doctor/...
+	$(GO) vet -tags e2e ./e2e/... ./doctor/... ./bench/...
 	@mkdir -p bin
 	PVC_REQUIRE_RSYSLOG=1 PVC_REQUIRE_ROOT=1 $(GO) test -count=1 -v ./... >bin/unit.log 2>&1 || \
 		{ grep -E -- '^(\s*--- FAIL|FAIL|ok|panic)|_test.go:' bin/unit.log; exit 1; }
@@ -41,19 +41,37 @@ unit-ci:
 	@if grep -E -- '--- SKIP' bin/unit.log; then echo "unit-ci: tests were skipped while running as root (bin/unit.log)" >&2; exit 1; fi
 	tools/unit-unprivileged.sh nobody
 
-# test: everything CI runs. Needs root (network namespaces, apt-get).
+# test: everything CI runs. Needs root (network namespaces, apt-get). A root
+# filesystem the suite needs is built while the packages are tested (neither
+# times anything), so that the end-to-end suite finds it ready.
 test: deps
 	$(MAKE) unit-ci
+	$(MAKE) -j2 --output-sync=target package-test rootfs
 	$(MAKE) e2e
-	$(MAKE) package-test
 
-# e2e: a 3-node Patroni cluster (etcd, PostgreSQL 15) with keepalived in
-# network namespaces, the VIP moved by this check and the example
-# keepalived.conf: switchovers, stop, kill -9, a hung REST API, a node cut
-# off, quiet logs. Logs in e2e/out/. Root; a few minutes.
+# e2e: a 3-node Patroni cluster with keepalived in network namespaces, the
+# VIP moved by this check and the example keepalived.conf: switchovers, stop,
+# kill -9, a hung REST API, a node cut off, quiet logs, the raw answers of
+# Patroni's health endpoints (check/testdata/patroni), the curl and
+# vip-manager baselines. Once per STACK, the stacks at the same time:
+#   debian12  the host's packages: Patroni 3.0, PostgreSQL 15, etcd 3.4, keepalived 2.2
+#   debian13  a Debian 13 root (make rootfs; built on first use): Patroni 4.0,
+#             PostgreSQL 17, etcd 3.5, keepalived 2.3
+# `make e2e STACK=debian13` runs one. PVC_UPDATE_FIXTURES=1 rewrites the
+# fixtures instead of comparing. Logs in e2e/out/. Root; about 6 minutes.
+STACK ?= debian12 debian13
 e2e: build
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) -s deps; fi
-	PVC_BIN=$(CURDIR)/bin/patroni-vip-check $(GO) test -tags e2e -count=1 -v -timeout 20m ./e2e/
+	PVC_STACKS="$(STACK)" PVC_BIN=$(CURDIR)/bin/patroni-vip-check $(GO) test -tags e2e -count=1 -v -timeout 30m ./e2e/
+
+# rootfs: build (or find in /var/cache/patroni-vip-check) the root filesystem
+# of each STACK that runs from one: debootstrap from the mirror the host's apt
+# uses, the packages of e2e/rootfs/STACK.packages; rebuilt when that list
+# changes. `make e2e` builds it too when needed. Root; the first time about
+# 1.5 minutes and 700 MB.
+rootfs:
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) -s deps; fi
+	$(if $(filter-out debian12,$(STACK)),$(GO) run ./e2e/mkrootfs $(filter-out debian12,$(STACK)),@echo "rootfs: $(STACK) runs from the host's packages")
 
 # demo: the same cluster for a newcomer: one switchover, the VIP moving.
 demo: build
@@ -89,18 +107,21 @@ fuzz:
 # VIP's movement with real Patroni and keepalived (curl, this check,
 # vip-manager). About 12 minutes, root. Results in bench/out/results.md;
 # BENCHMARKS.md says how to read them.
+BENCH_STACK ?= debian12
 bench: build deps
 	mkdir -p bench/out
-	$(GO) run ./bench -bin bin/patroni-vip-check -out bench/out/results.md cost deadline vip
+	$(GO) run ./bench -bin bin/patroni-vip-check -stack $(BENCH_STACK) -out bench/out/results.md cost deadline vip
 
 clean:
 	rm -rf bin dist e2e/out bench/out
 
 # deps: the Debian packages the end-to-end suite, the package tests and the
-# benchmarks use. Installed only when missing; no service is started by the
-# installation (a temporary policy-rc.d forbids it when none is present).
+# benchmarks use; debootstrap builds the Debian 13 root (nothing of Debian 13
+# is ever installed on the host). Installed only when missing; no service is
+# started by the installation (a temporary policy-rc.d forbids it when none
+# is present).
 APT_PACKAGES := patroni etcd-server etcd-client postgresql-15 keepalived iproute2 \
-	rsyslog lintian rpm rpmlint hyperfine vip-manager curl time util-linux systemd
+	rsyslog lintian rpm rpmlint hyperfine vip-manager curl time util-linux systemd debootstrap
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \

@@ -13,8 +13,11 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/patroni-vip-check/patroni-vip-check/e2e/cluster"
 )
 
 func main() {
@@ -27,6 +30,7 @@ func main() {
 	vipReps := flag.Int("vip-reps", 5, "vip: runs of each trigger per set-up")
 	trig := flag.String("triggers", "switchover,graceful stop,kill -9", "vip: triggers, comma-separated")
 	verbose := flag.Bool("v", false, "vip: show cluster progress and each run's timeline")
+	stackName := flag.String("stack", "debian12", "vip: the software stack the clusters run ("+strings.Join(cluster.StackNames, ", ")+")")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: bench [flags] cost|deadline|vip|vip-tune ...\n")
 		flag.PrintDefaults()
@@ -61,6 +65,24 @@ func main() {
 		defer f.Close()
 		w = io.MultiWriter(os.Stdout, f)
 	}
+	// The stack is opened once, and only if a cluster is measured: opening a root's stack
+	// may build the root first.
+	var stack *cluster.Stack
+	openStack := func() (*cluster.Stack, error) {
+		if stack == nil {
+			s, err := cluster.OpenStack(ctx, *stackName, cluster.StackOptions{Logf: logf})
+			if err != nil {
+				return nil, err
+			}
+			stack = s
+		}
+		return stack, nil
+	}
+	defer func() {
+		if stack != nil {
+			stack.Close()
+		}
+	}()
 	for _, what := range flag.Args() {
 		switch what {
 		case "cost":
@@ -70,17 +92,26 @@ func main() {
 			fmt.Fprintf(w, "## Deadline adherence\n\n")
 			err = runDeadline(ctx, w, *bin, *curl, *reps, *curlCap)
 		case "vip":
-			fmt.Fprintf(w, "## VIP movement\n\n")
-			err = runVIP(ctx, w, standardSetups(*bin), splitList(*trig), *vipReps, logf)
+			var s *cluster.Stack
+			if s, err = openStack(); err == nil {
+				fmt.Fprintf(w, "## VIP movement (%s)\n\n", s.Name)
+				err = runVIP(ctx, w, s, standardSetups(*bin, s), splitList(*trig), *vipReps, logf)
+			}
 		case "vip-tune":
-			fmt.Fprintf(w, "## VIP movement with other keepalived timings\n\n")
-			err = runVIP(ctx, w, tuningSetups(*bin), splitList(*trig), *vipReps, logf)
+			var s *cluster.Stack
+			if s, err = openStack(); err == nil {
+				fmt.Fprintf(w, "## VIP movement with other keepalived timings (%s)\n\n", s.Name)
+				err = runVIP(ctx, w, s, tuningSetups(*bin), splitList(*trig), *vipReps, logf)
+			}
 		default:
 			err = fmt.Errorf("unknown measurement %q", what)
 		}
 		fmt.Fprintln(w)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", what+":", err)
+			if stack != nil {
+				stack.Close()
+			}
 			os.Exit(1)
 		}
 	}

@@ -19,12 +19,15 @@ type setup struct {
 	opts cluster.Options
 }
 
-func standardSetups(bin string) []setup {
-	return []setup{
+func standardSetups(bin string, stack *cluster.Stack) []setup {
+	s := []setup{
 		{"keepalived + the blog's curl line (VRRP v2, advert_int 1)", cluster.Options{Mode: cluster.ModeCurl, EditKeepalived: vrrp2}},
 		{"keepalived + patroni-vip-check (example config)", cluster.Options{Mode: cluster.ModeCheck, CheckBinary: bin}},
-		{"vip-manager (Debian 12, 1.0.2)", cluster.Options{Mode: cluster.ModeVIPManager}},
 	}
+	if stack.VIPManager != "" {
+		s = append(s, setup{"vip-manager (" + stack.Name + ", 1.0.2)", cluster.Options{Mode: cluster.ModeVIPManager}})
+	}
+	return s
 }
 
 // vrrp2 gives a configuration the original blog's VRRP timing: version 2,
@@ -73,14 +76,15 @@ var triggers = map[string]func() cluster.Trigger{
 // the trigger until Patroni has a new primary, the VIP left the old node,
 // and the VIP is on the new primary, and any time with the VIP on two
 // nodes or on a node that is not the primary.
-func runVIP(ctx context.Context, w io.Writer, setups []setup, names []string, reps int, logf func(string, ...any)) error {
-	fmt.Fprintf(w, "VIP movement, seconds from the trigger, min / median / max of %d runs each. "+
-		"Patroni ttl 10 s, loop_wait 1 s; 3 nodes in network namespaces, sampled every 100 ms.\n\n", reps)
+func runVIP(ctx context.Context, w io.Writer, stack *cluster.Stack, setups []setup, names []string, reps int, logf func(string, ...any)) error {
+	ttl := stack.DefaultTTL() // cluster.Start's
+	fmt.Fprintf(w, "VIP movement on %s (Patroni %d), seconds from the trigger, min / median / max of %d runs each. "+
+		"Patroni ttl %d s, loop_wait 1 s; 3 nodes in network namespaces, sampled every 100 ms.\n\n", stack.Name, stack.PatroniMajor, reps, ttl)
 	fmt.Fprintf(w, "| set-up | trigger | (a) new primary | (b) VIP left old | (c) VIP on new | (c)−(a) | VIP nowhere | on two nodes | on a non-primary | unsettled |\n")
 	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range setups {
 		opts := s.opts
-		opts.Logf = logf
+		opts.Stack, opts.Logf = stack, logf
 		c, err := cluster.Start(ctx, opts)
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)

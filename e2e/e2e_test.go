@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -26,23 +27,40 @@ import (
 const (
 	followBound  = 8 * time.Second
 	vipGoneBound = 4 * time.Second // from a hung REST API to the VIP gone: one check deadline and a run
-	pauseFor     = 15 * time.Second
 )
 
-// suite is the state shared by the scenarios, which run in order on one cluster.
+// Bounds that follow from Patroni's ttl, which depends on the stack (Patroni 4 refuses
+// less than 20 s).
+func (s *suite) pauseFor() time.Duration { return s.c.TTL() + 5*time.Second } // a hung REST API outlives the leader key
+// failoverBound: from a crash or a cut to the new primary: the leader key expires within
+// a ttl, then a replica's next loop takes it and promotes.
+func (s *suite) failoverBound() time.Duration { return s.c.TTL() + 10*time.Second }
+
+// suite is the state shared by the scenarios, which run in order on one stack's cluster.
 type suite struct {
+	stack     *cluster.Stack
 	c         *cluster.Cluster
-	example   string // packaging/keepalived.conf
+	repo      string // the repository's root
+	bin       string // the check
+	userAgent string // the check's, as it sends it
+	example   string // the keepalived.conf node 1 runs verbatim
 	script    string // its vrrp_script's name
 	movements []cluster.Movement
 	broken    string // the scenario after which the cluster could not be restored
+	// stallsSeen: the last stall line of each report, so that each is reported once.
+	stallsSeen []string
 }
 
+// TestEndToEnd runs the suite once per stack — TestEndToEnd/debian12/…,
+// TestEndToEnd/debian13/… — each on clusters of its own, the stacks at the same time
+// (each cluster lives in namespaces of its own). PVC_STACKS picks stacks ("debian13",
+// "debian12 debian13"; default all), PVC_E2E_SERIAL=1 runs them one after the other.
 func TestEndToEnd(t *testing.T) {
-	if err := cluster.Preflight(cluster.ModeCheck); err != nil {
-		t.Fatalf("end-to-end suite cannot run: %v", err)
-	}
 	ctx := context.Background()
+	names, err := selectedStacks(os.Getenv("PVC_STACKS"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	root, err := cluster.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -51,29 +69,89 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil {
+		t.Fatalf("%s --version: %v", bin, err)
+	}
+	// "patroni-vip-check 1.2.3" → the User-Agent the check sends.
+	userAgent := strings.Replace(strings.TrimSpace(string(out)), " ", "/", 1)
 	example, err := os.ReadFile(filepath.Join(root, "packaging", "keepalived.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`(?m)^\s*vrrp_script\s+(\S+)`).FindStringSubmatch(string(example))
-	if m == nil {
-		t.Fatal("packaging/keepalived.conf has no vrrp_script")
-	}
 	logDir := filepath.Join(root, "e2e", "out", time.Now().UTC().Format("20060102T150405Z"))
-	t.Logf("check binary %s; logs in %s", bin, logDir)
+	t.Logf("check binary %s (%s); stacks %s; logs in %s", bin, userAgent, strings.Join(names, ", "), logDir)
+	// Every stack first, so that building a root (a minute or two of debootstrap and
+	// dpkg, on both cores) never overlaps a stack's timed scenarios. A stack that cannot
+	// be had fails its own subtest only.
+	stacks := map[string]*cluster.Stack{}
+	openErr := map[string]error{}
+	for _, name := range names {
+		t0 := time.Now()
+		stack, err := cluster.OpenStack(ctx, name, cluster.StackOptions{Logf: t.Logf})
+		if err != nil {
+			openErr[name] = err
+			continue
+		}
+		t.Cleanup(func() { stack.Close() })
+		t.Logf("stack %s ready in %.1fs (root %s)", name, time.Since(t0).Seconds(), stack.Root)
+		stacks[name] = stack
+	}
+	serial := os.Getenv("PVC_E2E_SERIAL") != ""
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			if !serial {
+				t.Parallel()
+			}
+			if err := openErr[name]; err != nil {
+				t.Fatalf("stack %s: %v", name, err)
+			}
+			stack := stacks[name]
+			if err := cluster.Preflight(cluster.ModeCheck, stack); err != nil {
+				t.Fatalf("end-to-end suite cannot run: %v", err)
+			}
+			s := &suite{stack: stack, repo: root, bin: bin, userAgent: userAgent, example: string(example)}
+			s.run(t, filepath.Join(logDir, name))
+		})
+	}
+}
 
+// selectedStacks parses PVC_STACKS: stack names separated by spaces or commas.
+func selectedStacks(env string) ([]string, error) {
+	names := strings.FieldsFunc(env, func(r rune) bool { return r == ' ' || r == ',' })
+	if len(names) == 0 {
+		return cluster.StackNames, nil
+	}
+	for _, n := range names {
+		if !slices.Contains(cluster.StackNames, n) {
+			return nil, fmt.Errorf("PVC_STACKS: unknown stack %q (known: %s)", n, strings.Join(cluster.StackNames, ", "))
+		}
+	}
+	return slices.Compact(names), nil
+}
+
+// run brings up the stack's cluster with the example configuration and runs every
+// scenario on it in order, then the baselines on clusters of their own; it prints the
+// stack's VIP movements and its count of passed and failed scenarios.
+func (s *suite) run(t *testing.T, logDir string) {
+	m := regexp.MustCompile(`(?m)^\s*vrrp_script\s+(\S+)`).FindStringSubmatch(s.example)
+	if m == nil {
+		t.Fatal("the example keepalived.conf has no vrrp_script")
+	}
+	s.script = m[1]
 	t0 := time.Now()
-	c, err := cluster.Start(ctx, cluster.Options{CheckBinary: bin, LogDir: logDir, Logf: t.Logf})
+	c, err := cluster.Start(context.Background(), cluster.Options{
+		Stack: s.stack, CheckBinary: s.bin, KeepalivedConf: s.example, LogDir: logDir, Logf: t.Logf})
 	if err != nil {
 		t.Fatalf("bring-up: %v", err)
 	}
-	t.Logf("bring-up took %.1fs", time.Since(t0).Seconds())
+	t.Logf("bring-up took %.1fs (Patroni ttl %v)", time.Since(t0).Seconds(), c.TTL())
 	t.Cleanup(func() {
 		if err := c.Close(); err != nil {
 			t.Errorf("teardown: %v", err)
 		}
 	})
-	s := &suite{c: c, example: string(example), script: m[1]}
+	s.c = c
 
 	passed, failed := 0, 0
 	run := func(name string, fn func(t *testing.T)) {
@@ -86,6 +164,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Logf("scenario %q took %.1fs", name, time.Since(start).Seconds())
 	}
 	run("start", s.start)
+	run("health endpoints", s.healthEndpoints)
 	run("switchover", s.switchovers)
 	run("graceful stop", func(t *testing.T) { s.failover(t, cluster.StopPrimary()) })
 	run("kill -9", func(t *testing.T) { s.failover(t, cluster.KillPrimary()) })
@@ -98,11 +177,15 @@ func TestEndToEnd(t *testing.T) {
 	// The harness's other VIP movers, which the benchmarks compare, each on a cluster of
 	// its own: they must keep working.
 	run("baseline curl", func(t *testing.T) { s.baseline(t, cluster.ModeCurl, logDir) })
-	run("baseline vip-manager", func(t *testing.T) { s.baseline(t, cluster.ModeVIPManager, logDir) })
+	if s.stack.VIPManager != "" {
+		run("baseline vip-manager", func(t *testing.T) { s.baseline(t, cluster.ModeVIPManager, logDir) })
+	} else {
+		t.Logf("baseline vip-manager: not run, %s has no vip-manager", s.stack.Name)
+	}
 
-	fmt.Printf("\nVIP movements, seconds from each trigger (new-prim: VIP on the new primary after Patroni had it):\n%s\n",
-		cluster.FormatMovements(s.movements))
-	fmt.Printf("%d passed, %d failed\n", passed, failed)
+	// One write each, so that the two stacks' reports do not interleave.
+	fmt.Printf("\n%s: VIP movements, seconds from each trigger (new-prim: VIP on the new primary after Patroni had it):\n%s\n%s: %d passed, %d failed\n",
+		s.stack.Name, cluster.FormatMovements(s.movements), s.stack.Name, passed, failed)
 }
 
 // start: keepalived accepted the check, the VIP is on the primary alone and carries traffic,
@@ -110,7 +193,7 @@ func TestEndToEnd(t *testing.T) {
 func (s *suite) start(t *testing.T) {
 	c := s.c
 	if got := c.KeepalivedConf(1); got != s.example {
-		t.Errorf("node 1 does not run packaging/keepalived.conf verbatim")
+		t.Errorf("node 1 does not run the example keepalived.conf verbatim")
 	}
 	leader, err := c.Leader(context.Background())
 	if err != nil || leader != "n1" {
@@ -140,7 +223,7 @@ func (s *suite) start(t *testing.T) {
 		t.Errorf("since keepalived started: VIP on two nodes for %v, on a non-primary for %v", m.Double, m.OnNonPrimary)
 	}
 	for _, n := range c.Nodes() {
-		lines := n.CheckLog(time.Time{})
+		lines := s.states(t, n, time.Time{})
 		want := "not primary" // the example configuration asks /primary
 		if n.Name == leader {
 			want = "primary"
@@ -152,12 +235,14 @@ func (s *suite) start(t *testing.T) {
 		if st, _ := cluster.CheckState(lines[0]); st != want {
 			t.Errorf("%s: first check line says %q, want %q: %s", n.Name, st, want, lines[0].Message)
 		}
-		// The check kept its state in its default directory, created 0700.
+		// The check kept its state in its default directory, created 0711 as the
+		// packaged tmpfiles.d entry makes it: root's state is in it, and a
+		// script_user's directory of its own, which only root can create.
 		fi, err := os.Stat(filepath.Join(n.RunDir(), "patroni-vip-check"))
 		if err != nil {
 			t.Errorf("%s: state directory: %v", n.Name, err)
-		} else if fi.Mode().Perm() != 0o700 {
-			t.Errorf("%s: state directory mode %v, want 0700", n.Name, fi.Mode().Perm())
+		} else if fi.Mode().Perm() != 0o711 {
+			t.Errorf("%s: state directory mode %v, want 0711", n.Name, fi.Mode().Perm())
 		}
 	}
 }
@@ -180,11 +265,15 @@ func (s *suite) switchovers(t *testing.T) {
 }
 
 // failover: the primary's Patroni goes away (tr); another node becomes primary and gets
-// the VIP within followBound of Patroni promoting it.
+// the VIP within followBound of Patroni promoting it. After a crash, the new primary comes
+// within failoverBound.
 func (s *suite) failover(t *testing.T, tr cluster.Trigger) {
 	m := s.measure(t, tr)
 	if m.New == m.Old {
 		t.Errorf("%s: %s is still primary", tr.Name, m.Old)
+	}
+	if tr.WaitsForTTL && (m.ToPrimary < 0 || m.ToPrimary > s.failoverBound()) {
+		t.Errorf("%s: new primary after %v, want ≤ %v (ttl %v)", tr.Name, m.ToPrimary, s.failoverBound(), s.c.TTL())
 	}
 	s.assertMove(t, m)
 	s.restore(t)
@@ -197,7 +286,7 @@ func (s *suite) hung(t *testing.T) {
 	c := s.c
 	var byHand cluster.CheckRun
 	var byHandErr error
-	tr := cluster.PausePrimary(pauseFor)
+	tr := cluster.PausePrimary(s.pauseFor())
 	pause := tr.Fire
 	tr.Fire = func(ctx context.Context, c *cluster.Cluster, p *cluster.Node) error {
 		// Run the check by hand against the frozen API while it is frozen.
@@ -241,7 +330,7 @@ func (s *suite) hung(t *testing.T) {
 		}
 	}
 	timeouts := 0
-	for _, l := range old.CheckLog(m.Trigger) {
+	for _, l := range s.states(t, old, m.Trigger) {
 		if st, _ := cluster.CheckState(l); st == "timeout" {
 			timeouts++
 		}
@@ -261,6 +350,9 @@ func (s *suite) cutOff(t *testing.T) {
 	if m.New == m.Old || m.New == "" {
 		t.Errorf("no new primary after cutting %s off (ends with %q)", m.Old, m.New)
 	}
+	if m.ToPrimary < 0 || m.ToPrimary > s.failoverBound() {
+		t.Errorf("new primary after %v, want ≤ %v (ttl %v)", m.ToPrimary, s.failoverBound(), s.c.TTL())
+	}
 	s.assertMove(t, m)
 	s.restore(t)
 }
@@ -276,11 +368,15 @@ func (s *suite) quietLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range s.c.Nodes() {
-		if lines := n.CheckLog(from); len(lines) != 0 {
+		if lines := s.states(t, n, from); len(lines) != 0 {
 			t.Errorf("%s: the check logged %d lines in 60 s of steady state, want 0:\n%s", n.Name, len(lines), joinLines(lines))
 		}
-		if lines := n.Syslog("Keepalived_vrrp", from); len(lines) != 0 {
+		lines, stalls := cluster.WithoutStalls(n.Syslog("Keepalived_vrrp", from))
+		if len(lines) != 0 {
 			t.Errorf("%s: keepalived logged %d lines in 60 s of steady state:\n%s", n.Name, len(lines), joinLines(lines))
+		}
+		if len(stalls) > 0 {
+			t.Logf("%s: keepalived was scheduled late (the machine stalled it; not a change of state):\n%s", n.Name, joinLines(stalls))
 		}
 	}
 	s.assertVIPOnPrimary(t, leader)
@@ -288,7 +384,8 @@ func (s *suite) quietLogs(t *testing.T) {
 
 // baseline: a cluster whose VIP is moved by mode follows a switchover, never on two nodes.
 func (s *suite) baseline(t *testing.T, mode cluster.Mode, logDir string) {
-	c, err := cluster.Start(context.Background(), cluster.Options{Mode: mode, LogDir: filepath.Join(logDir, string(mode)), Logf: t.Logf})
+	c, err := cluster.Start(context.Background(), cluster.Options{
+		Stack: s.stack, Mode: mode, KeepalivedConf: s.example, LogDir: filepath.Join(logDir, string(mode)), Logf: t.Logf})
 	if err != nil {
 		t.Fatalf("bring-up: %v", err)
 	}
@@ -387,7 +484,7 @@ func (s *suite) assertVIPOnPrimary(t *testing.T, primary string) {
 func (s *suite) assertLogs(t *testing.T, m cluster.Movement) {
 	t.Helper()
 	for _, n := range s.c.Nodes() {
-		all := n.CheckLog(time.Time{})
+		all := s.states(t, n, time.Time{})
 		var before []cluster.LogLine
 		var window []cluster.LogLine
 		for _, l := range all {
@@ -471,6 +568,19 @@ func (s *suite) restore(t *testing.T) {
 	for _, r := range s.c.Repairs[before:] {
 		t.Logf("Patroni did not rejoin by itself: %s", r)
 	}
+}
+
+// states returns the check's log lines on n since since that say a state, and logs the
+// others: the watchdog's "overran its deadline" lines, which say the machine stalled the
+// check and, by design, are not a change of state (cluster.StallReport).
+func (s *suite) states(t *testing.T, n *cluster.Node, since time.Time) []cluster.LogLine {
+	t.Helper()
+	lines, stalls := cluster.WithoutStalls(n.CheckLog(since))
+	if len(stalls) > 0 && !slices.Contains(s.stallsSeen, stalls[len(stalls)-1].Raw) {
+		s.stallsSeen = append(s.stallsSeen, stalls[len(stalls)-1].Raw)
+		t.Logf("%s: the check overran its deadline (the machine stalled it; not a change of state):\n%s", n.Name, joinLines(stalls))
+	}
+	return lines
 }
 
 func joinLines(ls []cluster.LogLine) string {

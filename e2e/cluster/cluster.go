@@ -1,8 +1,8 @@
-// Package cluster brings up, on one Linux machine, a real three-node Patroni cluster
-// (PostgreSQL 15, Patroni 3.0, etcd 3.4) whose virtual IP is moved by keepalived running
-// patroni-vip-check with the project's example keepalived.conf, by keepalived running the
-// curl line the project replaces, or by vip-manager; and records, every 100 ms, which node
-// holds the VIP, which one holds Patroni's leader key and which PostgreSQL is a primary.
+// Package cluster brings up, on one Linux machine, a real three-node Patroni cluster whose
+// virtual IP is moved by keepalived running patroni-vip-check with the project's example
+// keepalived.conf, by keepalived running the curl line the project replaces, or by
+// vip-manager; and records, every 100 ms, which node holds the VIP, which one holds
+// Patroni's leader key and which PostgreSQL is a primary.
 //
 // Each node is a network namespace joined to a "switch" namespace (a Linux bridge, etcd,
 // clients) by a veth pair whose node end is eth0; the nodes are 198.51.100.11–.13/24, the
@@ -11,9 +11,16 @@
 // package and the check is installed as /usr/bin/patroni-vip-check, so the example
 // configuration is used exactly as shipped. Everything runs as root.
 //
+// The software is a Stack: the host's Debian 12 packages (Patroni 3.0, PostgreSQL 15,
+// etcd 3.4, keepalived 2.2), or Debian 13's (Patroni 4.0, PostgreSQL 17, etcd 3.5,
+// keepalived 2.3) from a root filesystem that package rootfs builds and caches, each
+// program chrooted into it in a mount namespace of its own (see Cluster.command).
+//
 // Used by the end-to-end tests, `make demo` and the benchmarks, like this:
 //
-//	c, err := cluster.Start(ctx, cluster.Options{CheckBinary: bin}) // or Mode: cluster.ModeCurl …
+//	stack, err := cluster.OpenStack(ctx, "debian13", cluster.StackOptions{}) // or HostStack()
+//	defer stack.Close()
+//	c, err := cluster.Start(ctx, cluster.Options{Stack: stack, CheckBinary: bin}) // or Mode: cluster.ModeCurl …
 //	defer c.Close()
 //	m, err := c.Measure(ctx, cluster.KillPrimary()) // Switchover(""), StopPrimary(), …
 //	fmt.Print(cluster.FormatMovements([]cluster.Movement{m}))
@@ -26,9 +33,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -75,6 +80,10 @@ func CurlCommand(addr string) string {
 type Options struct {
 	Mode Mode // default ModeCheck
 
+	// Stack is the software the cluster runs; default HostStack(). Open it with
+	// OpenStack, and close it after the cluster.
+	Stack *Stack
+
 	// CheckBinary is the patroni-vip-check binary to install (ModeCheck).
 	CheckBinary string
 
@@ -86,12 +95,14 @@ type Options struct {
 	// 1-based); benchmarks use it to try other timings.
 	EditKeepalived func(node int, conf string) string
 
-	// Patroni's DCS timing, seconds. Defaults: ttl 10, loop_wait 1, retry_timeout 4
-	// (Patroni's maintainers ask for ttl ≥ loop_wait + 2×retry_timeout, patroni/patroni#1016).
+	// Patroni's DCS timing, seconds. Defaults: ttl 10 (or the stack's MinTTL if higher:
+	// 20 for Patroni 4), loop_wait 1, retry_timeout 4 (Patroni's maintainers ask for
+	// ttl ≥ loop_wait + 2×retry_timeout, patroni/patroni#1016). A ttl below the
+	// stack's MinTTL is an error: Patroni would silently use another.
 	TTL, LoopWait, RetryTimeout int
 
-	// DCSv2 runs Patroni on etcd's v2 API. Forced in ModeVIPManager: Debian 12's
-	// vip-manager 1.0.2 reads the leader key through the v2 API only.
+	// DCSv2 runs Patroni on etcd's v2 API. Forced in ModeVIPManager: vip-manager 1.0.2
+	// (Debian 12's and 13's) reads the leader key through the v2 API only.
 	DCSv2 bool
 
 	// VIPManagerInterval is vip-manager's DCS polling interval (its default: 1s).
@@ -103,9 +114,6 @@ type Options struct {
 	// LogDir receives every log (etcd, Patroni, keepalived, each node's syslog, the
 	// configurations). Default: inside the run directory, removed by Close.
 	LogDir string
-
-	// PGBinDir holds initdb, pg_ctl and postgres; default /usr/lib/postgresql/15/bin.
-	PGBinDir string
 
 	// Logf reports progress; nil is silent.
 	Logf func(format string, args ...any)
@@ -178,19 +186,22 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if opts.Mode == ModeVIPManager {
 		opts.DCSv2 = true
 	}
+	if opts.Stack == nil {
+		opts.Stack = HostStack()
+	}
 	if opts.TTL == 0 {
-		opts.TTL, opts.LoopWait, opts.RetryTimeout = 10, 1, 4
+		opts.TTL, opts.LoopWait, opts.RetryTimeout = opts.Stack.DefaultTTL(), 1, 4
+	}
+	if opts.TTL < opts.Stack.MinTTL {
+		return nil, fmt.Errorf("ttl %d: %s's Patroni %d refuses a ttl below %d", opts.TTL, opts.Stack.Name, opts.Stack.PatroniMajor, opts.Stack.MinTTL)
 	}
 	if opts.PollInterval == 0 {
 		opts.PollInterval = 100 * time.Millisecond
 	}
-	if opts.PGBinDir == "" {
-		opts.PGBinDir = "/usr/lib/postgresql/15/bin"
-	}
 	if opts.VIPManagerInterval == 0 {
 		opts.VIPManagerInterval = time.Second
 	}
-	if err := Preflight(opts.Mode); err != nil {
+	if err := Preflight(opts.Mode, opts.Stack); err != nil {
 		return nil, err
 	}
 	if opts.Mode == ModeCheck {
@@ -247,12 +258,11 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err := os.MkdirAll(c.logDir, 0o755); err != nil { // a LogDir given may exist
 		return err
 	}
-	pg, err := user.Lookup("postgres")
+	// The stack's postgres, which may not be the host's (see Stack.lookupUser).
+	pgUID, pgGID, err := c.opts.Stack.lookupUser("postgres")
 	if err != nil {
 		return err
 	}
-	pgUID, _ := strconv.Atoi(pg.Uid)
-	pgGID, _ := strconv.Atoi(pg.Gid)
 
 	c.swNS = c.id + "-sw"
 	for i := 1; i <= nodeCount; i++ {
@@ -316,7 +326,7 @@ func (c *Cluster) start(ctx context.Context) error {
 			return false, err.Error(), nil
 		}
 		leader, _ := c.Leader(ctx)
-		return st.Running() && st.Role == "master" && leader == "n1", fmt.Sprintf("state %s role %s leader %q", st.State, st.Role, leader), nil
+		return st.Running() && st.Role == c.opts.Stack.PrimaryRole && leader == "n1", fmt.Sprintf("state %s role %s leader %q", st.State, st.Role, leader), nil
 	}); err != nil {
 		return err
 	}
@@ -439,7 +449,7 @@ func (c *Cluster) WaitHealthy(ctx context.Context, timeout time.Duration) (*Node
 			// Every check has seen the cluster as it is now: its last line is the
 			// primary's eligible state, or a replica's "not …".
 			for _, n := range c.nodes {
-				lines := n.CheckLog(time.Time{})
+				lines, _ := WithoutStalls(n.CheckLog(time.Time{}))
 				if len(lines) == 0 {
 					return false, n.Name + ": no check line yet", nil
 				}
@@ -485,6 +495,15 @@ func (c *Cluster) Node(name string) *Node {
 
 // Mode is what moves the VIP in this cluster.
 func (c *Cluster) Mode() Mode { return c.opts.Mode }
+
+// Stack is the software the cluster runs.
+func (c *Cluster) Stack() *Stack { return c.opts.Stack }
+
+// TTL is Patroni's DCS ttl in this cluster: how long a leader key outlives its holder.
+func (c *Cluster) TTL() time.Duration { return time.Duration(c.opts.TTL) * time.Second }
+
+// Dir is the cluster's run directory; it is removed by Close.
+func (c *Cluster) Dir() string { return c.dir }
 
 // LogDir is where this cluster's logs are written.
 func (c *Cluster) LogDir() string { return c.logDir }
@@ -564,9 +583,12 @@ func (c *Cluster) Close() error {
 	// SIGKILL rather than an orderly stop: nothing here is worth a checkpoint, and a
 	// stopped (SIGSTOP) process dies of SIGKILL too.
 	var errs []error
-	if err := killNamespaces(names, 20*time.Second); err != nil {
+	if err := killNamespaces(names, 20*time.Second, func(procs string) {
+		c.logf("teardown: still dying a second after SIGKILL (pid, command, state): %s", procs)
+	}); err != nil {
 		errs = append(errs, err)
 	}
+	killed := time.Since(t)
 	for _, p := range c.procs() {
 		if err := p.wait(context.Background(), 5*time.Second); err != nil {
 			errs = append(errs, err)
@@ -586,12 +608,14 @@ func (c *Cluster) Close() error {
 	if c.http != nil {
 		c.http.CloseIdleConnections()
 	}
+	removing := time.Now()
 	if c.dir != "" {
 		if err := os.RemoveAll(c.dir); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	c.logf("%-28s %6.2fs", "teardown", time.Since(t).Seconds())
+	c.logf("%-28s %6.2fs (killing %.2fs, removing the run directory %.2fs)", "teardown",
+		time.Since(t).Seconds(), killed.Seconds(), time.Since(removing).Seconds())
 	return errors.Join(errs...)
 }
 

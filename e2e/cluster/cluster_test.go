@@ -111,18 +111,34 @@ func TestCheckState(t *testing.T) {
 	}
 }
 
+func TestStallReport(t *testing.T) {
+	for _, c := range []struct {
+		l     LogLine
+		stall bool
+	}{
+		{LogLine{Tag: "Keepalived_vrrp", Message: "A thread timer expired 2.113207 seconds ago"}, true},
+		{LogLine{Tag: CheckTag, Message: "timeout: http://x:8008/primary: the run overran its 800ms deadline by 77ms (the process was stalled or blocked); exit 1"}, true},
+		{LogLine{Tag: CheckTag, Message: "timeout: http://x:8008/primary: no answer from x:8008 within 750ms"}, false},
+		{LogLine{Tag: "Keepalived_vrrp", Message: "(patroni_vip) Entering FAULT STATE"}, false},
+	} {
+		if got := StallReport(c.l); got != c.stall {
+			t.Errorf("%q: %v", c.l.Message, got)
+		}
+	}
+}
+
 func TestAnalyze(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
 	up := []bool{true, true, true}
 	tl := Timeline{
-		{At: at(-0.5), Holders: []string{"n1"}, Leader: "n1", Roles: []string{"master", "replica", "replica"}, Reachable: up},
-		{At: at(0.0), Holders: []string{"n1"}, Leader: "n1", Roles: []string{"master", "replica", "replica"}, Reachable: up},
+		{At: at(-0.5), Holders: []string{"n1"}, Leader: "n1", Roles: []string{"primary", "replica", "replica"}, Reachable: up},
+		{At: at(0.0), Holders: []string{"n1"}, Leader: "n1", Roles: []string{"primary", "replica", "replica"}, Reachable: up},
 		{At: at(1.0), Holders: nil, Leader: "n1", Roles: []string{"", "replica", "replica"}, Reachable: up},
-		{At: at(2.0), Holders: nil, Leader: "n2", Roles: []string{"", "master", "replica"}, Reachable: up},
-		{At: at(3.0), Holders: []string{"n2", "n3"}, Leader: "n2", Roles: []string{"", "master", "replica"}, Reachable: up},
-		{At: at(3.5), Holders: []string{"n2"}, Leader: "n2", Roles: []string{"replica", "master", "replica"}, Reachable: up},
-		{At: at(4.0), Holders: []string{"n2"}, Leader: "n2", Roles: []string{"replica", "master", "replica"}, Reachable: up},
+		{At: at(2.0), Holders: nil, Leader: "n2", Roles: []string{"", "primary", "replica"}, Reachable: up},
+		{At: at(3.0), Holders: []string{"n2", "n3"}, Leader: "n2", Roles: []string{"", "primary", "replica"}, Reachable: up},
+		{At: at(3.5), Holders: []string{"n2"}, Leader: "n2", Roles: []string{"replica", "primary", "replica"}, Reachable: up},
+		{At: at(4.0), Holders: []string{"n2"}, Leader: "n2", Roles: []string{"replica", "primary", "replica"}, Reachable: up},
 	}
 	m := tl.Analyze(t0, "n1")
 	sec := func(d time.Duration) float64 { return d.Seconds() }
@@ -145,8 +161,8 @@ func TestAnalyze(t *testing.T) {
 	// A holder that clients cannot reach does not count as a second holder.
 	cut := []bool{false, true, true}
 	tl2 := Timeline{
-		{At: at(0), Holders: []string{"n1", "n2"}, Leader: "n2", Roles: []string{"", "master", "replica"}, Reachable: cut},
-		{At: at(1), Holders: []string{"n1", "n2"}, Leader: "n2", Roles: []string{"", "master", "replica"}, Reachable: cut},
+		{At: at(0), Holders: []string{"n1", "n2"}, Leader: "n2", Roles: []string{"", "primary", "replica"}, Reachable: cut},
+		{At: at(1), Holders: []string{"n1", "n2"}, Leader: "n2", Roles: []string{"", "primary", "replica"}, Reachable: cut},
 	}
 	if m := tl2.Analyze(t0, "n1"); m.Double != 0 || !m.Settled || m.ToVIPGone != -1 {
 		t.Errorf("cut holder: double %v settled %v VIP gone %v", m.Double, m.Settled, m.ToVIPGone)

@@ -39,7 +39,7 @@ bootstrap:
   - encoding: UTF8
   - auth: trust
   # 1 MiB WAL segments: every switchover starts a timeline and preallocates segments.
-  # Patroni 3.0.2 wants the value as a string.
+  # Patroni 3.0.2 wants the value as a string; Patroni 4 takes it the same way.
   - wal-segsize: "1"
 postgresql:
   # Every address, so that clients reach the server through the VIP too.
@@ -75,7 +75,7 @@ postgresql:
   - host all all %[11]s trust
   - host replication all %[11]s trust
 `, Scope, n.Name, n.Addr, dcs, SwitchAddr, o.TTL, o.LoopWait, o.RetryTimeout,
-		n.pgDir, o.PGBinDir, Subnet)
+		n.pgDir, o.Stack.PGBinDir, Subnet)
 }
 
 // patronictlConfig is enough for patronictl to find the cluster.
@@ -134,34 +134,3 @@ func ScriptCommand(conf string) string {
 	}
 	return ""
 }
-
-// mountWrapper runs as root inside a fresh, private mount namespace (unshare -m
-// --propagation private) in the node's network namespace, and then execs keepalived.
-// It gives keepalived and its check what a production host gives them, without touching
-// the host's files: a /dev/log that is the harness's socket, no systemd journal socket
-// (so the check falls back to /dev/log exactly as on a host without journald), a private
-// /run for the check's state directory, and optionally the check installed as
-// /usr/bin/patroni-vip-check by a read-only overlay of /usr/bin whose top layer is a
-// root-owned 0755 directory holding the root-owned 0755 binary: a path keepalived's
-// enable_script_security accepts, as it accepts the packaged one.
-// Arguments: node directory, "overlay" or "-", then the command to exec.
-const mountWrapper = `set -eu
-dir=$1; overlay=$2; shift 2
-mount -t tmpfs -o mode=0755,size=1m pvc-e2e-dev /dev
-mknod -m 0666 /dev/null c 1 3
-mknod -m 0666 /dev/zero c 1 5
-mknod -m 0666 /dev/full c 1 7
-mknod -m 0666 /dev/random c 1 8
-mknod -m 0666 /dev/urandom c 1 9
-ln -s /proc/self/fd /dev/fd
-ln -s /proc/self/fd/0 /dev/stdin
-ln -s /proc/self/fd/1 /dev/stdout
-ln -s /proc/self/fd/2 /dev/stderr
-: > /dev/log
-mount --bind "$dir/log.sock" /dev/log
-mount --bind "$dir/run" /run
-if [ "$overlay" = overlay ]; then
-	mount -t overlay pvc-e2e-bin -o "lowerdir=$dir/bin:/usr/bin" /usr/bin
-fi
-exec "$@"
-`

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,34 +13,35 @@ import (
 	"time"
 )
 
-// Preflight says why this machine cannot run a cluster, or nil: root, network
-// namespaces and the programs used.
-func Preflight(mode Mode) error {
+// Preflight says why this machine cannot run a cluster of stack (nil: the host's) in
+// mode, or nil: root, network namespaces, the host's tools that place programs, and the
+// stack's programs and postgres user.
+func Preflight(mode Mode, stack *Stack) error {
 	if os.Geteuid() != 0 {
 		return errors.New("needs root (network namespaces, mounts, running PostgreSQL as postgres)")
 	}
-	progs := []string{"ip", "unshare", "setpriv", "etcd", "patroni", "patronictl", "psql", "mount"}
-	switch mode {
-	case ModeVIPManager:
-		progs = append(progs, "vip-manager")
-	case ModeCurl:
-		progs = append(progs, "keepalived", "curl")
-	default:
-		progs = append(progs, "keepalived")
+	if stack == nil {
+		stack = HostStack()
 	}
 	var missing []string
-	for _, p := range progs {
+	for _, p := range []string{"ip", "unshare", "setpriv", "mount", "chroot", "sh"} {
 		if _, err := exec.LookPath(p); err != nil {
 			missing = append(missing, p)
 		}
 	}
+	missing = append(missing, stack.missing(mode)...)
 	if len(missing) > 0 {
-		return fmt.Errorf("missing programs: %s (make deps installs them)", strings.Join(missing, " "))
+		hint := "make deps installs them"
+		if stack.chrooted() {
+			hint = "in " + stack.Root + "; make rootfs rebuilds it"
+		}
+		return fmt.Errorf("%s: missing programs: %s (%s)", stack.Name, strings.Join(missing, " "), hint)
 	}
-	if _, err := user.Lookup("postgres"); err != nil {
-		return errors.New("no postgres user (the postgresql-15 package creates it)")
+	if _, _, err := stack.lookupUser("postgres"); err != nil {
+		return fmt.Errorf("%w (the postgresql package creates it)", err)
 	}
-	name := fmt.Sprintf("%s%d-preflight", Prefix, os.Getpid())
+	// Numbered: clusters of two stacks may be starting at once.
+	name := fmt.Sprintf("%s%d-preflight-%d", Prefix, os.Getpid(), clusterSeq.Add(1))
 	if err := ipCmd(context.Background(), "netns", "add", name); err != nil {
 		return fmt.Errorf("cannot create a network namespace: %w", err)
 	}
@@ -75,7 +75,7 @@ func CleanStale(logf func(string, ...any)) {
 		if logf != nil {
 			logf("removing namespaces left by an earlier run: %s", strings.Join(stale, " "))
 		}
-		if err := killNamespaces(stale, 20*time.Second); err != nil && logf != nil {
+		if err := killNamespaces(stale, 20*time.Second, nil); err != nil && logf != nil {
 			logf("cleaning stale namespaces: %v", err)
 		}
 	}

@@ -122,21 +122,29 @@ func pidsIn(inodes map[uint64]bool) []int {
 // killNamespaces SIGKILLs every process inside the named namespaces, by PID, until none is
 // left or the deadline passes, then deletes the namespaces. Everything in a namespace this
 // package created was started by it, so nothing else is touched.
-func killNamespaces(names []string, deadline time.Duration) error {
+// slow, if not nil, is told once about the processes still there a second after the
+// first SIGKILL (a process in uninterruptible sleep, in an fsync say, dies only when it
+// wakes up).
+func killNamespaces(names []string, deadline time.Duration, slow func(procs string)) error {
 	inodes := map[uint64]bool{}
 	for _, n := range names {
 		if ino, err := netnsInode(n); err == nil {
 			inodes[ino] = true
 		}
 	}
-	end := time.Now().Add(deadline)
+	start := time.Now()
+	end := start.Add(deadline)
 	for len(inodes) > 0 {
 		pids := pidsIn(inodes)
 		if len(pids) == 0 {
 			break
 		}
 		if time.Now().After(end) {
-			return fmt.Errorf("processes still running in %v after SIGKILL: %v", names, pids)
+			return fmt.Errorf("processes still running in %v after SIGKILL: %s", names, describePIDs(pids))
+		}
+		if slow != nil && time.Since(start) > time.Second {
+			slow(describePIDs(pids))
+			slow = nil
 		}
 		for _, pid := range pids {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
@@ -153,6 +161,21 @@ func killNamespaces(names []string, deadline time.Duration) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// describePIDs names each process with its command and state ("4242 postgres D").
+func describePIDs(pids []int) string {
+	var out []string
+	for _, pid := range pids {
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		state := "?"
+		if _, after, ok := strings.Cut(string(stat), ") "); ok && after != "" {
+			state = after[:1]
+		}
+		out = append(out, fmt.Sprintf("%d %s %s", pid, strings.TrimSpace(string(comm)), state))
+	}
+	return strings.Join(out, ", ")
 }
 
 // netlinkSock is a NETLINK_ROUTE socket opened inside one network namespace; it answers

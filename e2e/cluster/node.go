@@ -35,17 +35,17 @@ func (n *Node) AgentLog() (string, error) {
 	return string(b), err
 }
 
-// StartPatroni starts the node's Patroni as postgres, in the node's namespace.
+// StartPatroni starts the node's Patroni as the stack's postgres, in the node's namespace.
 func (n *Node) StartPatroni() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.patroni != nil && n.patroni.running() {
 		return fmt.Errorf("patroni on %s is already running", n.Name)
 	}
-	p, err := startProc("patroni "+n.Name, n.NS, n.PatroniLogPath(), []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
-		"setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups",
-		"env", "-i", "PATH=/usr/bin:/bin", "HOME="+n.pgDir, "LANG=C.UTF-8",
-		"patroni", filepath.Join(n.dir, "patroni.yml"))
+	p, err := startProc("patroni "+n.Name, n.PatroniLogPath(), n.c.command(placement{
+		ns: n.NS, user: "postgres",
+		env: []string{"PATH=/usr/bin:/bin", "HOME=" + n.pgDir, "LANG=C.UTF-8"},
+	}, n.c.opts.Stack.Patroni, filepath.Join(n.dir, "patroni.yml")))
 	if err != nil {
 		return err
 	}
@@ -335,20 +335,18 @@ func (c *Cluster) startAgents() error {
 }
 
 func (n *Node) startKeepalived() error {
-	overlay := "-"
-	if n.c.opts.Mode == ModeCheck {
+	overlay := n.c.opts.Mode == ModeCheck
+	if overlay {
 		if err := copyFile(n.c.opts.CheckBinary, filepath.Join(n.dir, "bin", "patroni-vip-check"), 0o755); err != nil {
 			return err
 		}
-		overlay = "overlay"
 	}
 	file := func(name string) string { return filepath.Join(n.dir, name) }
-	p, err := startProc("keepalived "+n.Name, n.NS, n.AgentLogPath(), []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
-		"unshare", "--mount", "--propagation", "private",
-		"sh", "-c", mountWrapper, "sh", n.dir, overlay,
-		"keepalived", "--dont-fork", "--log-console", "--log-detail",
+	p, err := startProc("keepalived "+n.Name, n.AgentLogPath(), n.c.command(placement{
+		ns: n.NS, env: []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, node: n, overlay: overlay,
+	}, n.c.opts.Stack.Keepalived, "--dont-fork", "--log-console", "--log-detail",
 		"-f", file("keepalived.conf"), "-p", file("keepalived.pid"), "-r", file("vrrp.pid"),
-		"-c", file("checkers.pid"), "-b", file("bfd.pid"))
+		"-c", file("checkers.pid"), "-b", file("bfd.pid")))
 	if err != nil {
 		return err
 	}
@@ -359,11 +357,12 @@ func (n *Node) startKeepalived() error {
 }
 
 func (n *Node) startVIPManager() error {
-	p, err := startProc("vip-manager "+n.Name, n.NS, n.AgentLogPath(), []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
-		"vip-manager", "--ip", VIP, "--netmask", "24", "--interface", "eth0",
+	p, err := startProc("vip-manager "+n.Name, n.AgentLogPath(), n.c.command(placement{
+		ns: n.NS, env: []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
+	}, n.c.opts.Stack.VIPManager, "--ip", VIP, "--netmask", "24", "--interface", "eth0",
 		"--trigger-key", "/service/"+Scope+"/leader", "--trigger-value", n.Name,
 		"--dcs-type", "etcd", "--dcs-endpoints", "http://"+SwitchAddr+":2379",
-		"--interval", strconv.FormatInt(n.c.opts.VIPManagerInterval.Milliseconds(), 10))
+		"--interval", strconv.FormatInt(n.c.opts.VIPManagerInterval.Milliseconds(), 10)))
 	if err != nil {
 		return err
 	}

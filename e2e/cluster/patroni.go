@@ -17,12 +17,13 @@ import (
 func (c *Cluster) startEtcd(ctx context.Context) error {
 	url := "http://" + SwitchAddr + ":2379"
 	var err error
-	c.etcd, err = startProc("etcd", c.swNS, filepath.Join(c.logDir, "etcd.log"), []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
-		"etcd", "--name", "e2e", "--data-dir", filepath.Join(c.dir, "etcd"),
+	c.etcd, err = startProc("etcd", filepath.Join(c.logDir, "etcd.log"), c.command(placement{
+		ns: c.swNS, env: []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
+	}, c.opts.Stack.Etcd, "--name", "e2e", "--data-dir", filepath.Join(c.dir, "etcd"),
 		"--listen-client-urls", url, "--advertise-client-urls", url,
 		"--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
 		"--initial-cluster", "e2e=http://127.0.0.1:2380", "--listen-metrics-urls", "http://127.0.0.1:2381",
-		"--enable-v2=true") // for vip-manager; harmless otherwise
+		"--enable-v2=true")) // for vip-manager; harmless otherwise (and still there in 3.5)
 	if err != nil {
 		return err
 	}
@@ -105,6 +106,8 @@ type PatroniStatus struct {
 	State       string
 	Role        string
 	Timeline    int
+	Pause       bool
+	Patroni     struct{ Version, Scope, Name string }
 	Replication []struct {
 		ApplicationName string `json:"application_name"`
 		State           string
@@ -143,7 +146,7 @@ func (c *Cluster) patroniHealthy(ctx context.Context) (string, error) {
 		}
 		want := "replica"
 		if n.Name == leader {
-			want = "master"
+			want = c.opts.Stack.PrimaryRole
 		}
 		if !st.Running() || st.Role != want {
 			return fmt.Sprintf("%s: state %s role %s, want running %s", n.Name, st.State, st.Role, want), nil
@@ -165,11 +168,12 @@ func (c *Cluster) patroniHealthy(ctx context.Context) (string, error) {
 	return "", nil
 }
 
-// Patronictl runs patronictl in the switch namespace against this cluster.
+// Patronictl runs the stack's patronictl in the switch namespace against this cluster.
 func (c *Cluster) Patronictl(ctx context.Context, args ...string) (string, error) {
-	argv := append([]string{"netns", "exec", c.swNS, "patronictl", "-c", filepath.Join(c.dir, "patronictl.yml")}, args...)
-	cmd := exec.CommandContext(ctx, "ip", argv...)
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + c.dir, "LANG=C.UTF-8"}
+	argv := c.command(placement{ns: c.swNS, env: []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + c.dir, "LANG=C.UTF-8"}},
+		c.opts.Stack.Patronictl, append([]string{"-c", filepath.Join(c.dir, "patronictl.yml")}, args...)...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = hostEnv
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("patronictl %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
@@ -194,15 +198,16 @@ type VIPAnswer struct {
 	InRecovery bool   // pg_is_in_recovery()
 }
 
-// QueryVIP connects with psql from the switch namespace to the VIP and asks the server
-// which node it is and whether it is in recovery.
+// QueryVIP connects with the stack's psql from the switch namespace to the VIP and asks
+// the server which node it is and whether it is in recovery.
 func (c *Cluster) QueryVIP(ctx context.Context) (VIPAnswer, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", c.swNS, "psql", "-X", "-A", "-t", "-q",
-		"-h", VIP, "-U", "postgres", "-d", "postgres",
+	argv := c.command(placement{ns: c.swNS, env: []string{"PATH=/usr/bin:/bin", "PGCONNECT_TIMEOUT=3", "HOME=" + c.dir}},
+		c.opts.Stack.Psql(), "-X", "-A", "-t", "-q", "-h", VIP, "-U", "postgres", "-d", "postgres",
 		"-c", "select pg_is_in_recovery(), current_setting('data_directory')")
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "PGCONNECT_TIMEOUT=3", "HOME=" + c.dir}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = hostEnv
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return VIPAnswer{}, fmt.Errorf("psql to %s: %v: %s", VIP, err, strings.TrimSpace(string(out)))

@@ -158,8 +158,12 @@ func errorText(data []byte) string {
 	return "error"
 }
 
-// role asks whether the server is a replica ("replica") or a primary ("master", the word
-// Patroni 3 uses), "" if it cannot tell.
+// RolePrimary is the timeline's word for a PostgreSQL out of recovery, whichever word the
+// stack's Patroni uses (Stack.PrimaryRole).
+const RolePrimary = "primary"
+
+// role asks whether the server is a replica ("replica") or a primary (RolePrimary), ""
+// if it cannot tell.
 func (p *pgConn) role(ctx context.Context) string {
 	v, err := p.query(ctx, "select pg_is_in_recovery()")
 	switch {
@@ -168,7 +172,7 @@ func (p *pgConn) role(ctx context.Context) string {
 	case v == "t":
 		return "replica"
 	case v == "f":
-		return "master"
+		return RolePrimary
 	}
 	return ""
 }

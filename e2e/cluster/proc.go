@@ -11,6 +11,10 @@ import (
 	"time"
 )
 
+// hostEnv is the environment of the host commands that place a program (ip, unshare,
+// sh, mount, chroot, setpriv); the program itself gets the one its placement says.
+var hostEnv = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+
 // proc is one long-running program started inside a namespace, its output in a file.
 type proc struct {
 	name string
@@ -19,18 +23,18 @@ type proc struct {
 	err  error // valid after done is closed
 }
 
-// startProc starts argv inside the network namespace ns (`ip netns exec` execs the
-// program in place, so the PID is the program's), appending its output to logPath.
-func startProc(name, ns, logPath string, env []string, argv ...string) (*proc, error) {
+// startProc starts argv, a Cluster.command (whose every step execs the next, so the PID
+// is the program's), appending its output to logPath.
+func startProc(name, logPath string, argv []string) (*proc, error) {
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	fmt.Fprintf(f, "=== %s start: %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(argv, " "))
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
+	fmt.Fprintf(f, "=== %s start: %s\n", time.Now().Format(time.RFC3339Nano), describeArgv(argv))
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = env
+	cmd.Env = hostEnv
 	// Its own process group: a Ctrl-C meant for the harness reaches it only through the
 	// harness's own teardown, in order.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -116,4 +120,16 @@ func waitFor(ctx context.Context, what string, timeout, interval time.Duration, 
 		case <-time.After(interval):
 		}
 	}
+}
+
+// describeArgv is argv for a log line, the placement script named rather than quoted.
+func describeArgv(argv []string) string {
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		if a == placeScript {
+			a = "PLACE_SCRIPT"
+		}
+		out[i] = a
+	}
+	return strings.Join(out, " ")
 }

@@ -18,8 +18,8 @@ type Sample struct {
 	// did not answer lately.
 	Leader string
 	// Roles, per node (n1 first), is what the node's PostgreSQL said last, if it said it
-	// within the last second: "master" out of recovery (Patroni 3's word for a primary),
-	// "replica" in recovery, "" when it did not answer.
+	// within the last second: RolePrimary out of recovery, "replica" in recovery, ""
+	// when it did not answer. PostgreSQL's answer, the same whatever Patroni calls it.
 	Roles []string
 	// Reachable, per node: its switch port is up (see Node.Cut).
 	Reachable []bool
@@ -100,7 +100,7 @@ type Movement struct {
 	Scenario string
 	Trigger  time.Time
 	Old, New string // primary before the trigger, and at the end of the record
-	// ToPrimary: until New held the leader key and ran as master, to stay (after a
+	// ToPrimary: until New held the leader key and ran as a primary, to stay (after a
 	// trigger that ends with the same primary, since it has been primary again).
 	ToPrimary time.Duration
 	// ToVIPGone: until the VIP was first seen missing from Old.
@@ -111,8 +111,7 @@ type Movement struct {
 	NoVIP time.Duration
 	// Double: time with the VIP on two or more nodes a client can reach.
 	Double time.Duration
-	// OnNonPrimary: time with the VIP on a reachable node whose Patroni reports another
-	// role than master.
+	// OnNonPrimary: time with the VIP on a reachable node whose PostgreSQL is in recovery.
 	OnNonPrimary time.Duration
 	Settled      bool // the record ended with the VIP on the primary alone
 	Timeline     Timeline
@@ -134,7 +133,7 @@ func (tl Timeline) Analyze(trigger time.Time, old string) Movement {
 		return m
 	}
 	last := tl[len(tl)-1]
-	if last.Leader != "" && last.role(last.Leader) == "master" {
+	if last.Leader != "" && last.role(last.Leader) == RolePrimary {
 		m.New = last.Leader
 		rh := last.ReachableHolders()
 		m.Settled = len(rh) == 1 && rh[0] == m.New
@@ -149,7 +148,7 @@ func (tl Timeline) Analyze(trigger time.Time, old string) Movement {
 			dt = tl[i+1].At.Sub(s.At)
 		}
 		d := s.At.Sub(trigger)
-		if m.New != "" && s.Leader == m.New && s.role(m.New) == "master" {
+		if m.New != "" && s.Leader == m.New && s.role(m.New) == RolePrimary {
 			if primaryFrom < 0 {
 				primaryFrom = i
 			}
@@ -167,7 +166,7 @@ func (tl Timeline) Analyze(trigger time.Time, old string) Movement {
 			m.Double += dt
 		}
 		for _, h := range rh {
-			if r := s.role(h); r != "" && r != "master" {
+			if r := s.role(h); r != "" && r != RolePrimary {
 				m.OnNonPrimary += dt
 				break
 			}
@@ -199,6 +198,9 @@ type Trigger struct {
 	SamePrimaryOK bool
 	// Timeout bounds the wait, after Fire returns, for the VIP to settle on a primary.
 	Timeout time.Duration
+	// WaitsForTTL: nothing happens before the old leader key expires (a crash, a node
+	// cut off), so the wait is Timeout plus the cluster's ttl.
+	WaitsForTTL bool
 }
 
 // Switchover is `patronictl switchover --force` to candidate ("" lets Patroni choose).
@@ -220,12 +222,12 @@ func StopPrimary() Trigger {
 // KillPrimary SIGKILLs the primary's Patroni and its PostgreSQL; a new primary follows
 // once the leader key expires (ttl).
 func KillPrimary() Trigger {
-	return Trigger{Name: "kill -9", Timeout: 60 * time.Second,
+	return Trigger{Name: "kill -9", Timeout: 40 * time.Second, WaitsForTTL: true,
 		Fire: func(ctx context.Context, c *Cluster, p *Node) error { return p.KillPatroni(ctx) }}
 }
 
 // PausePrimary freezes the primary's Patroni (SIGSTOP) for d, then continues it (SIGCONT).
-// Longer than the ttl, another node becomes primary meanwhile.
+// Longer than the ttl (Cluster.TTL), another node becomes primary meanwhile.
 func PausePrimary(d time.Duration) Trigger {
 	return Trigger{Name: fmt.Sprintf("REST hung %v", d), Timeout: 60 * time.Second, SamePrimaryOK: true,
 		Fire: func(ctx context.Context, c *Cluster, p *Node) error {
@@ -243,11 +245,12 @@ func PausePrimary(d time.Duration) Trigger {
 // CutPrimary takes the primary off the network (its switch port down); it stays cut
 // until Restore.
 func CutPrimary() Trigger {
-	return Trigger{Name: "cut off", Timeout: 60 * time.Second,
+	return Trigger{Name: "cut off", Timeout: 40 * time.Second, WaitsForTTL: true,
 		Fire: func(ctx context.Context, c *Cluster, p *Node) error { return p.Cut(ctx) }}
 }
 
-// settleFor is how long the VIP must stay on the primary alone for a trigger to be over.
+// settleFor is how long the VIP must stay on the primary alone, after the trigger's Fire
+// has returned, for a trigger to be over.
 const settleFor = 2 * time.Second
 
 // Measure fires tr at the current primary and waits until the VIP has stayed on the
@@ -262,18 +265,27 @@ func (c *Cluster) Measure(ctx context.Context, tr Trigger) (Movement, error) {
 	if old == nil {
 		return Movement{Scenario: tr.Name}, fmt.Errorf("%s: no primary to start from", tr.Name)
 	}
+	timeout := tr.Timeout
+	if tr.WaitsForTTL {
+		timeout += c.TTL()
+	}
 	t0 := time.Now()
 	fireErr := tr.Fire(ctx, c, old)
+	// Only what follows the end of Fire counts as settled: a Patroni frozen past its
+	// ttl and continued at the end of Fire can still take the leader key back (Patroni
+	// 3.0.2 did, a second after SIGCONT), which a window reaching back into the freeze
+	// would not see.
+	fired := time.Now()
 	var settleErr error
 	if fireErr == nil {
-		settleErr = waitFor(ctx, tr.Name+": VIP settles on the primary", tr.Timeout, c.opts.PollInterval, func() (bool, string, error) {
+		settleErr = waitFor(ctx, tr.Name+": VIP settles on the primary", timeout, c.opts.PollInterval, func() (bool, string, error) {
 			tl := c.Timeline(time.Now().Add(-settleFor), time.Now())
-			if len(tl) == 0 || tl[0].At.Sub(t0) < 0 || time.Since(tl[0].At) < settleFor-2*c.opts.PollInterval {
+			if len(tl) == 0 || tl[0].At.Before(fired) || time.Since(tl[0].At) < settleFor-2*c.opts.PollInterval {
 				return false, "recording", nil
 			}
 			for _, s := range tl {
 				rh := s.ReachableHolders()
-				if s.Leader == "" || s.Leader == "?" || s.role(s.Leader) != "master" ||
+				if s.Leader == "" || s.Leader == "?" || s.role(s.Leader) != RolePrimary ||
 					(s.Leader == old.Name && !tr.SamePrimaryOK) || len(rh) != 1 || rh[0] != s.Leader ||
 					s.Leader != tl[0].Leader {
 					return false, s.describe(), nil

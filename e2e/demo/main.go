@@ -22,7 +22,7 @@ import (
 func main() { os.Exit(run()) }
 
 func run() int {
-	if err := cluster.Preflight(cluster.ModeCheck); err != nil {
+	if err := cluster.Preflight(cluster.ModeCheck, nil); err != nil {
 		fmt.Fprintf(os.Stderr, "demo: cannot run here: %v; run it as root on Linux after `make deps`: sudo make demo\n", err)
 		return 1
 	}
