@@ -11,7 +11,7 @@ TAGS    := nethttpomithttp2
 export CGO_ENABLED = 0
 
 
-.PHONY: build test unit unit-ci fuzz e2e rootfs demo package package-test bench deps clean FORCE
+.PHONY: build test unit unit-ci fuzz e2e doctor-e2e rootfs demo package package-test bench deps clean FORCE
 
 build: bin/patroni-vip-check
 
@@ -47,7 +47,7 @@ unit-ci:
 test: deps
 	$(MAKE) unit-ci
 	$(MAKE) -j2 --output-sync=target package-test rootfs
-	$(MAKE) e2e
+	$(MAKE) -j2 --output-sync=target e2e doctor-e2e
 
 # e2e: a 3-node Patroni cluster with keepalived in network namespaces, the
 # VIP moved by this check and the example keepalived.conf: switchovers, stop,
@@ -63,6 +63,15 @@ STACK ?= debian12 debian13
 e2e: build
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) -s deps; fi
 	PVC_STACKS="$(STACK)" PVC_BIN=$(CURDIR)/bin/patroni-vip-check $(GO) test -tags e2e -count=1 -v -timeout 30m ./e2e/
+
+# doctor-e2e: each trap the doctor knows, shown with real keepalived 2.2.7 (the
+# host's) and 2.3.3 (the Debian 13 root's, built by make rootfs) in network
+# namespaces of its own: keepalived misbehaving with the bad configuration, the
+# doctor flagging it, and passing it once fixed. Root; about 3 minutes.
+doctor-e2e: build
+	PVC_REQUIRE_ROOT=1 PVC_BIN=$(CURDIR)/bin/patroni-vip-check \
+	PVC_DEBIAN13_ROOT=$$($(GO) run ./e2e/mkrootfs debian13) \
+	$(GO) test -tags e2e -count=1 -timeout 15m ./doctor/
 
 # rootfs: build (or find in /var/cache/patroni-vip-check) the root filesystem
 # of each STACK that runs from one: debootstrap from the mirror the host's apt
@@ -103,14 +112,19 @@ fuzz:
 	for f in FuzzTmpfilesDirectories FuzzExecStartArgv FuzzConfigArg FuzzStrtol; do \
 		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./doctor || exit 1; done
 
-# bench: per-run cost and deadline adherence side by side with curl, and the
-# VIP's movement with real Patroni and keepalived (curl, this check,
-# vip-manager). About 12 minutes, root. Results in bench/out/results.md;
-# BENCHMARKS.md says how to read them.
-BENCH_STACK ?= debian12
+# bench: per-run cost and deadline adherence side by side with curl; the
+# VIP's movement with real Patroni and keepalived on each BENCH_STACK (curl,
+# the one-shot check, the watch behind track_file, vip-manager); and what
+# each costs the node in CPU, the watch at intervals from 50 ms to 1 s. Root;
+# about 75 minutes for both stacks. BENCH_BEFORE=path/to/an/earlier/build adds
+# it to the per-run cost. Results in bench/out/results.md; BENCHMARKS.md says
+# how to read them.
+BENCH_STACK ?= debian12,debian13
+BENCH_BEFORE ?=
 bench: build deps
 	mkdir -p bench/out
-	$(GO) run ./bench -bin bin/patroni-vip-check -stack $(BENCH_STACK) -out bench/out/results.md cost deadline vip
+	$(GO) run ./bench -bin bin/patroni-vip-check $(if $(BENCH_BEFORE),-before $(BENCH_BEFORE)) -stack $(BENCH_STACK) \
+		-out bench/out/results.md cost deadline vip cpu
 
 clean:
 	rm -rf bin dist e2e/out bench/out

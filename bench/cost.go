@@ -118,7 +118,7 @@ type costCase struct {
 
 // runCost measures each case once per round, rotating the order every
 // round, so that the machine's noise falls on all of them alike.
-func runCost(ctx context.Context, w io.Writer, bin, curl string, rounds int) error {
+func runCost(ctx context.Context, w io.Writer, bin, before, curl string, rounds int) error {
 	primary, stopPrimary, err := standIn(http.StatusOK, "master")
 	if err != nil {
 		return err
@@ -143,6 +143,19 @@ func runCost(ctx context.Context, w io.Writer, bin, curl string, rounds int) err
 		{"curl -X GET -I --fail, replica (503)", append(slices.Clip(curlArgs), onReplica), 22},
 		{"patroni-vip-check --version (start-up only)", []string{bin, "--version"}, 0},
 		{"patroni-vip-check, primary, --no-state", []string{bin, "--log", "none", "--no-state", onPrimary}, 0},
+	}
+	// An earlier build, in the same rounds: what a change cost, free of the machine's
+	// drift between sessions. Its state is kept apart: the record may have changed.
+	beforeState := state + "-before"
+	if before != "" {
+		if err := os.MkdirAll(beforeState, 0o700); err != nil {
+			return err
+		}
+		defer os.RemoveAll(beforeState)
+		cases = append(cases,
+			costCase{"before: primary (200)", []string{before, "--log", "none", "--state-dir", beforeState, onPrimary}, 0},
+			costCase{"before: replica (503)", []string{before, "--log", "none", "--state-dir", beforeState, onReplica}, 1},
+			costCase{"before: --version", []string{before, "--version"}, 0})
 	}
 	results := make([]series, len(cases))
 	rss := make([]float64, len(cases))
@@ -196,5 +209,20 @@ func runCost(ctx context.Context, w io.Writer, bin, curl string, rounds int) err
 			rss[pair[0]]/rss[pair[1]])
 	}
 	fmt.Fprintf(w, "\nBinary size: %d bytes (%.1f MiB).\n", fi.Size(), float64(fi.Size())/(1<<20))
+	if before != "" {
+		fmt.Fprintf(w, "\nThis build against the one before (%s), same rounds, ratio this / before:\n\n", before)
+		fmt.Fprintf(w, "| run | wall | CPU | peak RSS |\n|---|---:|---:|---:|\n")
+		for _, pair := range [][2]int{{0, 6}, {2, 7}, {4, 8}} {
+			a, b := results[pair[0]], results[pair[1]]
+			ratio := func(f func(sample) float64) float64 { return a.median(f) / b.median(f) }
+			fmt.Fprintf(w, "| %s | %.2f | %.2f | %.2f |\n", strings.TrimPrefix(cases[pair[1]].name, "before: "),
+				ratio(func(x sample) float64 { return ms(x.wall) }),
+				ratio(func(x sample) float64 { return ms(x.cpu) }),
+				rss[pair[0]]/rss[pair[1]])
+		}
+		if bfi, err := os.Stat(before); err == nil {
+			fmt.Fprintf(w, "\nThe build before: %d bytes (%.1f MiB).\n", bfi.Size(), float64(bfi.Size())/(1<<20))
+		}
+	}
 	return nil
 }

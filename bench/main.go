@@ -28,11 +28,13 @@ func main() {
 	curlCap := flag.Duration("curl-cap", 5*time.Second, "deadline: kill curl after this long")
 	out := flag.String("out", "", "also write the report to this file")
 	vipReps := flag.Int("vip-reps", 5, "vip: runs of each trigger per set-up")
-	trig := flag.String("triggers", "switchover,graceful stop,kill -9", "vip: triggers, comma-separated")
+	trig := flag.String("triggers", "switchover,graceful stop,kill -9,kill -9 of the watcher,watcher hung", "vip: triggers, comma-separated (the watcher's only where there is one)")
 	verbose := flag.Bool("v", false, "vip: show cluster progress and each run's timeline")
-	stackName := flag.String("stack", "debian12", "vip: the software stack the clusters run ("+strings.Join(cluster.StackNames, ", ")+")")
+	stackNames := flag.String("stack", "debian12", "vip, cpu: the software stacks the clusters run, comma-separated ("+strings.Join(cluster.StackNames, ", ")+")")
+	before := flag.String("before", "", "cost: also measure this build of the check (an earlier release), in the same rounds")
+	cpuWindow := flag.Duration("cpu-window", 20*time.Second, "cpu: how long each set-up is measured")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: bench [flags] cost|deadline|vip|vip-tune ...\n")
+		fmt.Fprintf(os.Stderr, "usage: bench [flags] cost|deadline|vip|vip-tune|watch-tune|cpu ...\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -65,53 +67,80 @@ func main() {
 		defer f.Close()
 		w = io.MultiWriter(os.Stdout, f)
 	}
-	// The stack is opened once, and only if a cluster is measured: opening a root's stack
-	// may build the root first.
-	var stack *cluster.Stack
-	openStack := func() (*cluster.Stack, error) {
-		if stack == nil {
-			s, err := cluster.OpenStack(ctx, *stackName, cluster.StackOptions{Logf: logf})
+	// Each stack is opened once, and only if a cluster is measured: opening a root's
+	// stack may build the root first.
+	stacks := map[string]*cluster.Stack{}
+	openStack := func(name string) (*cluster.Stack, error) {
+		if stacks[name] == nil {
+			s, err := cluster.OpenStack(ctx, name, cluster.StackOptions{Logf: logf})
 			if err != nil {
 				return nil, err
 			}
-			stack = s
+			stacks[name] = s
 		}
-		return stack, nil
+		return stacks[name], nil
 	}
-	defer func() {
-		if stack != nil {
-			stack.Close()
+	closeStacks := func() {
+		for _, s := range stacks {
+			s.Close()
 		}
-	}()
+	}
+	defer closeStacks()
+	repo, err := cluster.RepoRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	// perStack runs fn on each stack of -stack in turn.
+	perStack := func(title string, fn func(*cluster.Stack) error) error {
+		for _, name := range splitList(*stackNames) {
+			s, err := openStack(name)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "## %s (%s)\n\n", title, s.Name)
+			if err := fn(s); err != nil {
+				return err
+			}
+			fmt.Fprintln(w)
+		}
+		return nil
+	}
 	for _, what := range flag.Args() {
 		switch what {
 		case "cost":
 			fmt.Fprintf(w, "## Per-run cost\n\n")
-			err = runCost(ctx, w, *bin, *curl, *rounds)
+			err = runCost(ctx, w, *bin, *before, *curl, *rounds)
 		case "deadline":
 			fmt.Fprintf(w, "## Deadline adherence\n\n")
 			err = runDeadline(ctx, w, *bin, *curl, *reps, *curlCap)
 		case "vip":
-			var s *cluster.Stack
-			if s, err = openStack(); err == nil {
-				fmt.Fprintf(w, "## VIP movement (%s)\n\n", s.Name)
-				err = runVIP(ctx, w, s, standardSetups(*bin, s), splitList(*trig), *vipReps, logf)
-			}
+			err = perStack("VIP movement", func(s *cluster.Stack) error {
+				setups, err := standardSetups(*bin, repo, s)
+				if err != nil {
+					return err
+				}
+				return runVIP(ctx, w, s, setups, splitList(*trig), *vipReps, logf)
+			})
 		case "vip-tune":
-			var s *cluster.Stack
-			if s, err = openStack(); err == nil {
-				fmt.Fprintf(w, "## VIP movement with other keepalived timings (%s)\n\n", s.Name)
-				err = runVIP(ctx, w, s, tuningSetups(*bin), splitList(*trig), *vipReps, logf)
-			}
+			err = perStack("VIP movement with other keepalived timings", func(s *cluster.Stack) error {
+				return runVIP(ctx, w, s, tuningSetups(*bin), splitList(*trig), *vipReps, logf)
+			})
+		case "watch-tune":
+			err = perStack("VIP movement with other watch intervals and adverts", func(s *cluster.Stack) error {
+				return runVIP(ctx, w, s, watchTuningSetups(*bin), splitList(*trig), *vipReps, logf)
+			})
+		case "cpu":
+			err = perStack("What gating the VIP costs the node", func(s *cluster.Stack) error {
+				return runCPU(ctx, w, s, cpuSetups(*bin, s), *cpuWindow, logf)
+			})
 		default:
 			err = fmt.Errorf("unknown measurement %q", what)
 		}
 		fmt.Fprintln(w)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", what+":", err)
-			if stack != nil {
-				stack.Close()
-			}
+			closeStacks()
 			os.Exit(1)
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -13,21 +15,40 @@ import (
 	"github.com/patroni-vip-check/patroni-vip-check/e2e/cluster"
 )
 
+// samplePeriod is how often a VIP measurement samples the cluster: fine enough for the
+// watch's fractions of a second.
+const samplePeriod = 25 * time.Millisecond
+
 // setup is one way of moving the VIP, on a cluster of its own.
 type setup struct {
 	name string
 	opts cluster.Options
 }
 
-func standardSetups(bin string, stack *cluster.Stack) []setup {
+// standardSetups are what `bench vip` compares on stack: the blog's curl line, the
+// one-shot check as packaging/keepalived.conf runs it (and, on a keepalived that takes
+// fractions of a second, as keepalived-2.3.conf does), the watch behind keepalived's
+// track_file (keepalived-watch.conf), and vip-manager.
+func standardSetups(bin, repo string, stack *cluster.Stack) ([]setup, error) {
 	s := []setup{
 		{"keepalived + the blog's curl line (VRRP v2, advert_int 1)", cluster.Options{Mode: cluster.ModeCurl, EditKeepalived: vrrp2}},
-		{"keepalived + patroni-vip-check (example config)", cluster.Options{Mode: cluster.ModeCheck, CheckBinary: bin}},
+		{"keepalived + patroni-vip-check every 1 s (keepalived.conf)",
+			cluster.Options{Mode: cluster.ModeCheck, CheckBinary: bin, KeepalivedFor: "2.2.7"}},
 	}
+	if stack.FractionalIntervals {
+		conf, err := os.ReadFile(filepath.Join(repo, "packaging", "keepalived-2.3.conf"))
+		if err != nil {
+			return nil, err
+		}
+		s = append(s, setup{"keepalived + patroni-vip-check every 0.2 s (keepalived-2.3.conf)",
+			cluster.Options{Mode: cluster.ModeCheck, CheckBinary: bin, KeepalivedConf: string(conf)}})
+	}
+	s = append(s, setup{"patroni-vip-check watch + track_file (keepalived-watch.conf)",
+		cluster.Options{Mode: cluster.ModeWatch, CheckBinary: bin}})
 	if stack.VIPManager != "" {
 		s = append(s, setup{"vip-manager (" + stack.Name + ", 1.0.2)", cluster.Options{Mode: cluster.ModeVIPManager}})
 	}
-	return s
+	return s, nil
 }
 
 // vrrp2 gives a configuration the original blog's VRRP timing: version 2,
@@ -45,6 +66,18 @@ func tuningSetups(bin string) []setup {
 	for _, adv := range []string{"1", "0.5", "0.2", "0.1", "0.05"} {
 		s = append(s, setup{"VRRP v3, advert_int " + adv,
 			cluster.Options{Mode: cluster.ModeCheck, CheckBinary: bin, EditKeepalived: vrrp3(adv)}})
+	}
+	return s
+}
+
+// watchTuningSetups are the watch set-up with other poll intervals and adverts.
+func watchTuningSetups(bin string) []setup {
+	var s []setup
+	for _, adv := range []string{"0.05", "0.02"} {
+		for _, iv := range []string{"50ms", "100ms", "200ms"} {
+			s = append(s, setup{"watch --interval " + iv + ", advert_int " + adv,
+				cluster.Options{Mode: cluster.ModeWatch, CheckBinary: bin, WatchArgs: []string{"--interval", iv}, EditKeepalived: vrrp3(adv)}})
+		}
 	}
 	return s
 }
@@ -70,7 +103,13 @@ var triggers = map[string]func() cluster.Trigger{
 	"switchover":    func() cluster.Trigger { return cluster.Switchover("") },
 	"graceful stop": cluster.StopPrimary,
 	"kill -9":       cluster.KillPrimary,
+	// The watch's own failures, measured only where there is a watcher.
+	"kill -9 of the watcher": cluster.KillWatcher,
+	"watcher hung":           cluster.StopWatcher,
 }
+
+// watcherTrigger: a trigger aimed at the watcher, for set-ups that have one.
+func watcherTrigger(name string) bool { return name == "kill -9 of the watcher" || name == "watcher hung" }
 
 // runVIP measures, for each setup, each trigger reps times: seconds from
 // the trigger until Patroni has a new primary, the VIP left the old node,
@@ -78,13 +117,15 @@ var triggers = map[string]func() cluster.Trigger{
 // nodes or on a node that is not the primary.
 func runVIP(ctx context.Context, w io.Writer, stack *cluster.Stack, setups []setup, names []string, reps int, logf func(string, ...any)) error {
 	ttl := stack.DefaultTTL() // cluster.Start's
-	fmt.Fprintf(w, "VIP movement on %s (Patroni %d), seconds from the trigger, min / median / max of %d runs each. "+
-		"Patroni ttl %d s, loop_wait 1 s; 3 nodes in network namespaces, sampled every 100 ms.\n\n", stack.Name, stack.PatroniMajor, reps, ttl)
+	fmt.Fprintf(w, "VIP movement on %s (Patroni %d, keepalived %s), seconds from the trigger, min / median / max of %d runs each. "+
+		"Patroni ttl %d s, loop_wait 1 s; 3 nodes in network namespaces, sampled every %v.\n\n",
+		stack.Name, stack.PatroniMajor, map[bool]string{false: "2.2.7", true: "2.3.3"}[stack.FractionalIntervals], reps, ttl, samplePeriod)
 	fmt.Fprintf(w, "| set-up | trigger | (a) new primary | (b) VIP left old | (c) VIP on new | (c)−(a) | VIP nowhere | on two nodes | on a non-primary | unsettled |\n")
 	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range setups {
 		opts := s.opts
 		opts.Stack, opts.Logf = stack, logf
+		opts.PollInterval = samplePeriod
 		c, err := cluster.Start(ctx, opts)
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
@@ -105,6 +146,9 @@ func measureSetup(ctx context.Context, w io.Writer, c *cluster.Cluster, s setup,
 		tr, ok := triggers[name]
 		if !ok {
 			return fmt.Errorf("unknown trigger %q", name)
+		}
+		if watcherTrigger(name) && c.Mode() != cluster.ModeWatch {
+			continue
 		}
 		var ms []cluster.Movement
 		unsettled := 0

@@ -1,8 +1,11 @@
 //go:build e2e
 
-// The end-to-end suite: a real Patroni cluster with keepalived running patroni-vip-check
-// from packaging/keepalived.conf, in network namespaces (see package cluster). It needs
-// root and the Debian packages of `make deps`; run it with `make e2e`.
+// The end-to-end suite: a real Patroni cluster with keepalived gated by patroni-vip-check,
+// in network namespaces (see package cluster), once per stack and set-up: keepalived
+// running the check (packaging/keepalived.conf on keepalived 2.2, keepalived-2.3.conf on
+// 2.3) and keepalived reading the track file of patroni-vip-check.service
+// (keepalived-watch.conf). It needs root and the Debian packages of `make deps`; run it
+// with `make e2e`.
 package e2e_test
 
 import (
@@ -14,6 +17,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +31,11 @@ import (
 const (
 	followBound  = 8 * time.Second
 	vipGoneBound = 4 * time.Second // from a hung REST API to the VIP gone: one check deadline and a run
+	// quietFor: a steady state with no line; 30 runs of a check every second, 300 polls
+	// of a watcher.
+	quietFor = 30 * time.Second
+	// garpDelay: keepalived's default vrrp_garp_master_delay.
+	garpDelay = 5 * time.Second
 )
 
 // Bounds that follow from Patroni's ttl, which depends on the stack (Patroni 4 refuses
@@ -39,22 +48,25 @@ func (s *suite) failoverBound() time.Duration { return s.c.TTL() + 10*time.Secon
 // suite is the state shared by the scenarios, which run in order on one stack's cluster.
 type suite struct {
 	stack     *cluster.Stack
+	mode      cluster.Mode // ModeCheck or ModeWatch
 	c         *cluster.Cluster
 	repo      string // the repository's root
 	bin       string // the check
 	userAgent string // the check's, as it sends it
 	example   string // the keepalived.conf node 1 runs verbatim
-	script    string // its vrrp_script's name
+	gate      string // its vrrp_script's or track_file's name
 	movements []cluster.Movement
 	broken    string // the scenario after which the cluster could not be restored
 	// stallsSeen: the last stall line of each report, so that each is reported once.
 	stallsSeen []string
 }
 
-// TestEndToEnd runs the suite once per stack — TestEndToEnd/debian12/…,
-// TestEndToEnd/debian13/… — each on clusters of its own, the stacks at the same time
-// (each cluster lives in namespaces of its own). PVC_STACKS picks stacks ("debian13",
-// "debian12 debian13"; default all), PVC_E2E_SERIAL=1 runs them one after the other.
+// TestEndToEnd runs the suite once per stack and set-up — TestEndToEnd/debian12/oneshot/…,
+// TestEndToEnd/debian13/watch/… — each on a cluster of its own, all at the same time
+// (each cluster lives in namespaces of its own), then each stack's baselines one after
+// the other. PVC_STACKS picks stacks ("debian13", "debian12 debian13"; default all),
+// PVC_SETUPS set-ups ("oneshot", "watch"; default both), PVC_E2E_SERIAL=1 runs the
+// stacks and the set-ups one after the other.
 func TestEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	names, err := selectedStacks(os.Getenv("PVC_STACKS"))
@@ -75,10 +87,6 @@ func TestEndToEnd(t *testing.T) {
 	}
 	// "patroni-vip-check 1.2.3" → the User-Agent the check sends.
 	userAgent := strings.Replace(strings.TrimSpace(string(out)), " ", "/", 1)
-	example, err := os.ReadFile(filepath.Join(root, "packaging", "keepalived.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	logDir := filepath.Join(root, "e2e", "out", time.Now().UTC().Format("20060102T150405Z"))
 	t.Logf("check binary %s (%s); stacks %s; logs in %s", bin, userAgent, strings.Join(names, ", "), logDir)
 	// Every stack first, so that building a root (a minute or two of debootstrap and
@@ -110,8 +118,58 @@ func TestEndToEnd(t *testing.T) {
 			if err := cluster.Preflight(cluster.ModeCheck, stack); err != nil {
 				t.Fatalf("end-to-end suite cannot run: %v", err)
 			}
-			s := &suite{stack: stack, repo: root, bin: bin, userAgent: userAgent, example: string(example)}
-			s.run(t, filepath.Join(logDir, name))
+			// Each example on the keepalived it is written for, byte for byte.
+			oneshot := "keepalived.conf"
+			if stack.FractionalIntervals {
+				oneshot = "keepalived-2.3.conf"
+			}
+			// The set-ups run at the same time, each on a cluster of its own (the two
+			// stacks' four clusters share the machine), then the baselines.
+			var wg sync.WaitGroup
+			for _, setup := range []struct {
+				name, example string
+				mode          cluster.Mode
+			}{
+				{"oneshot", oneshot, cluster.ModeCheck},
+				{"watch", "keepalived-watch.conf", cluster.ModeWatch},
+			} {
+				if only := os.Getenv("PVC_SETUPS"); only != "" && !slices.Contains(strings.Fields(only), setup.name) {
+					continue
+				}
+				example, err := os.ReadFile(filepath.Join(root, "packaging", setup.example))
+				if err != nil {
+					t.Fatal(err)
+				}
+				s := &suite{stack: stack, mode: setup.mode, repo: root, bin: bin, userAgent: userAgent, example: string(example)}
+				runSetup := func() {
+					t.Run(setup.name, func(t *testing.T) {
+						t.Logf("%s: packaging/%s on node 1, the generator's output on nodes 2 and 3", setup.name, setup.example)
+						s.run(t, filepath.Join(logDir, name, setup.name))
+					})
+				}
+				if serial {
+					runSetup()
+					continue
+				}
+				wg.Add(1)
+				go func() { defer wg.Done(); runSetup() }()
+			}
+			wg.Wait()
+			// The harness's other VIP movers, which the benchmarks compare, each on a
+			// cluster of its own: they must keep working. curl takes the check's place
+			// in the one-shot example.
+			example, err := os.ReadFile(filepath.Join(root, "packaging", oneshot))
+			if err != nil {
+				t.Fatal(err)
+			}
+			base := &suite{stack: stack, mode: cluster.ModeCurl, repo: root, example: string(example)}
+			t.Run("baseline curl", func(t *testing.T) { base.baseline(t, cluster.ModeCurl, filepath.Join(logDir, name)) })
+			if stack.VIPManager != "" {
+				t.Run("baseline vip-manager", func(t *testing.T) { base.baseline(t, cluster.ModeVIPManager, filepath.Join(logDir, name)) })
+			} else {
+				t.Logf("baseline vip-manager: not run, %s has no vip-manager", stack.Name)
+			}
+			fmt.Printf("\n%s baselines: VIP movements, seconds from each trigger:\n%s\n", stack.Name, cluster.FormatMovements(base.movements))
 		})
 	}
 }
@@ -131,17 +189,21 @@ func selectedStacks(env string) ([]string, error) {
 }
 
 // run brings up the stack's cluster with the example configuration and runs every
-// scenario on it in order, then the baselines on clusters of their own; it prints the
-// stack's VIP movements and its count of passed and failed scenarios.
+// scenario on it in order; it prints the VIP movements and the count of passed and failed
+// scenarios.
 func (s *suite) run(t *testing.T, logDir string) {
-	m := regexp.MustCompile(`(?m)^\s*vrrp_script\s+(\S+)`).FindStringSubmatch(s.example)
-	if m == nil {
-		t.Fatal("the example keepalived.conf has no vrrp_script")
+	gate := `(?m)^\s*vrrp_script\s+(\S+)`
+	if s.mode == cluster.ModeWatch {
+		gate = `(?m)^\s*track_file\s+(\S+)\s*\{`
 	}
-	s.script = m[1]
+	m := regexp.MustCompile(gate).FindStringSubmatch(s.example)
+	if m == nil {
+		t.Fatal("the example keepalived.conf has no vrrp_script or track_file")
+	}
+	s.gate = m[1]
 	t0 := time.Now()
 	c, err := cluster.Start(context.Background(), cluster.Options{
-		Stack: s.stack, CheckBinary: s.bin, KeepalivedConf: s.example, LogDir: logDir, Logf: t.Logf})
+		Stack: s.stack, Mode: s.mode, CheckBinary: s.bin, KeepalivedConf: s.example, LogDir: logDir, Logf: t.Logf})
 	if err != nil {
 		t.Fatalf("bring-up: %v", err)
 	}
@@ -164,28 +226,30 @@ func (s *suite) run(t *testing.T, logDir string) {
 		t.Logf("scenario %q took %.1fs", name, time.Since(start).Seconds())
 	}
 	run("start", s.start)
-	run("health endpoints", s.healthEndpoints)
-	run("switchover", s.switchovers)
+	if s.mode == cluster.ModeCheck {
+		// Patroni's answers are the same whatever reads them: captured once per stack.
+		run("health endpoints", s.healthEndpoints)
+		run("switchover", func(t *testing.T) { s.switchovers(t, 3) })
+	} else {
+		run("switchover", func(t *testing.T) { s.switchovers(t, 20) }) // back to back
+	}
 	run("graceful stop", func(t *testing.T) { s.failover(t, cluster.StopPrimary()) })
 	run("kill -9", func(t *testing.T) { s.failover(t, cluster.KillPrimary()) })
 	run("REST API hung", s.hung)
 	run("cut off", s.cutOff)
+	if s.mode == cluster.ModeWatch {
+		run("kill -9 of the watcher", s.killWatcher)
+		run("watcher stopped", s.stopWatcher)
+		run("track file tampered with", s.tamperTrackFile)
+	}
 	run("quiet logs", s.quietLogs)
 	if err := c.Close(); err != nil {
 		t.Errorf("teardown: %v", err)
 	}
-	// The harness's other VIP movers, which the benchmarks compare, each on a cluster of
-	// its own: they must keep working.
-	run("baseline curl", func(t *testing.T) { s.baseline(t, cluster.ModeCurl, logDir) })
-	if s.stack.VIPManager != "" {
-		run("baseline vip-manager", func(t *testing.T) { s.baseline(t, cluster.ModeVIPManager, logDir) })
-	} else {
-		t.Logf("baseline vip-manager: not run, %s has no vip-manager", s.stack.Name)
-	}
 
 	// One write each, so that the two stacks' reports do not interleave.
 	fmt.Printf("\n%s: VIP movements, seconds from each trigger (new-prim: VIP on the new primary after Patroni had it):\n%s\n%s: %d passed, %d failed\n",
-		s.stack.Name, cluster.FormatMovements(s.movements), s.stack.Name, passed, failed)
+		t.Name(), cluster.FormatMovements(s.movements), t.Name(), passed, failed)
 }
 
 // start: keepalived accepted the check, the VIP is on the primary alone and carries traffic,
@@ -209,13 +273,30 @@ func (s *suite) start(t *testing.T) {
 				t.Errorf("%s: keepalived refused the check (%q in %s)", n.Name, bad, n.AgentLogPath())
 			}
 		}
-		// The script runs and its exit status reaches keepalived: 0 on the primary, 1 elsewhere.
-		want := fmt.Sprintf("VRRP_Script(%s) succeeded", s.script)
-		if n.Name != leader {
-			want = fmt.Sprintf("VRRP_Script(%s) failed (exited with status 1)", s.script)
-		}
-		if !strings.Contains(log, want) {
-			t.Errorf("%s: keepalived log lacks %q", n.Name, want)
+		switch {
+		case s.mode == cluster.ModeCheck:
+			// The script runs and its exit status reaches keepalived: 0 on the primary, 1
+			// elsewhere.
+			want := fmt.Sprintf("VRRP_Script(%s) succeeded", s.gate)
+			if n.Name != leader {
+				want = fmt.Sprintf("VRRP_Script(%s) failed (exited with status 1)", s.gate)
+			}
+			if !strings.Contains(log, want) {
+				t.Errorf("%s: keepalived log lacks %q", n.Name, want)
+			}
+		default:
+			// keepalived kept the track file (its directory was there when it started),
+			// and the watcher keeps it at 1 on the primary alone.
+			if strings.Contains(log, "does not exist - removing") || strings.Contains(log, "not found") {
+				t.Errorf("%s: keepalived dropped the track file:\n%s", n.Name, log)
+			}
+			want := "0"
+			if n.Name == leader {
+				want = "1"
+			}
+			if got := n.TrackFile(); got != want {
+				t.Errorf("%s: the track file says %q, want %q", n.Name, got, want)
+			}
 		}
 	}
 	s.assertVIPOnPrimary(t, leader)
@@ -247,9 +328,10 @@ func (s *suite) start(t *testing.T) {
 	}
 }
 
-// switchovers: three switchovers visit every node; the VIP follows each, never on two.
-func (s *suite) switchovers(t *testing.T) {
-	for i := 0; i < 3; i++ {
+// switchovers: switchovers that visit every node in turn; the VIP follows each, never on
+// two.
+func (s *suite) switchovers(t *testing.T, count int) {
+	for i := 0; i < count; i++ {
 		leader, err := s.c.Leader(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -329,6 +411,13 @@ func (s *suite) hung(t *testing.T) {
 			t.Errorf("%s keepalived: %s", old.Name, l.Message)
 		}
 	}
+	if svc := old.Service(); svc != nil {
+		for _, e := range svc.Events(m.Trigger) {
+			if e.What != "start" && e.What != "ready" {
+				t.Errorf("%s: the watcher's service, while Patroni hung: %s", old.Name, e)
+			}
+		}
+	}
 	timeouts := 0
 	for _, l := range s.states(t, old, m.Trigger) {
 		if st, _ := cluster.CheckState(l); st == "timeout" {
@@ -361,19 +450,28 @@ func (s *suite) cutOff(t *testing.T) {
 // logged once), not keepalived (no flapping).
 func (s *suite) quietLogs(t *testing.T) {
 	s.requireHealthy(t)
+	// A new master repeats its gratuitous ARPs 5 s later (keepalived's
+	// vrrp_garp_master_delay): the steady state begins after those.
+	for _, n := range s.c.Nodes() {
+		for _, l := range n.Syslog("Keepalived_vrrp", time.Now().Add(-garpDelay)) {
+			if strings.Contains(l.Message, "Entering MASTER STATE") {
+				time.Sleep(time.Until(l.At.Add(garpDelay + time.Second)))
+			}
+		}
+	}
 	from := time.Now()
-	time.Sleep(60 * time.Second)
+	time.Sleep(quietFor)
 	leader, err := s.c.Leader(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range s.c.Nodes() {
 		if lines := s.states(t, n, from); len(lines) != 0 {
-			t.Errorf("%s: the check logged %d lines in 60 s of steady state, want 0:\n%s", n.Name, len(lines), joinLines(lines))
+			t.Errorf("%s: the check logged %d lines in %v of steady state, want 0:\n%s", n.Name, len(lines), quietFor, joinLines(lines))
 		}
 		lines, stalls := cluster.WithoutStalls(n.Syslog("Keepalived_vrrp", from))
 		if len(lines) != 0 {
-			t.Errorf("%s: keepalived logged %d lines in 60 s of steady state:\n%s", n.Name, len(lines), joinLines(lines))
+			t.Errorf("%s: keepalived logged %d lines in %v of steady state:\n%s", n.Name, len(lines), quietFor, joinLines(lines))
 		}
 		if len(stalls) > 0 {
 			t.Logf("%s: keepalived was scheduled late (the machine stalled it; not a change of state):\n%s", n.Name, joinLines(stalls))
@@ -517,8 +615,7 @@ func (s *suite) assertLogs(t *testing.T, m cluster.Movement) {
 		}
 		transitions := 0
 		for _, l := range n.Syslog("Keepalived_vrrp", m.Trigger) {
-			if strings.HasPrefix(l.Message, "VRRP_Script("+s.script+") succeeded") ||
-				strings.HasPrefix(l.Message, "VRRP_Script("+s.script+") failed") {
+			if s.isTransition(l.Message) {
 				transitions++
 			}
 		}
@@ -530,6 +627,17 @@ func (s *suite) assertLogs(t *testing.T, m cluster.Movement) {
 			t.Errorf("%s: the new primary %s's check did not log that it became primary:\n%s", m.Scenario, n.Name, joinLines(window))
 		}
 	}
+}
+
+// isTransition reports whether a keepalived line says the gate changed its verdict: the
+// script succeeded or failed, or the track file left or entered FAULT.
+func (s *suite) isTransition(msg string) bool {
+	if s.mode == cluster.ModeWatch {
+		return strings.HasSuffix(msg, "tracked file "+s.gate+" now FAULT state") ||
+			strings.HasSuffix(msg, "tracked file "+s.gate+" leaving FAULT state")
+	}
+	return strings.HasPrefix(msg, "VRRP_Script("+s.gate+") succeeded") ||
+		strings.HasPrefix(msg, "VRRP_Script("+s.gate+") failed")
 }
 
 // involved reports whether node took part in the movement: it was primary, held the
@@ -596,4 +704,83 @@ func sec(d time.Duration) string {
 		return "never"
 	}
 	return fmt.Sprintf("%.2fs", d.Seconds())
+}
+
+// killWatcher: kill -9 of the watcher on the primary. The unit's command after stop
+// removes the track file, keepalived puts the instance in FAULT and the VIP leaves; the
+// service restarts the watcher, which writes 1 again, and the VIP comes back.
+func (s *suite) killWatcher(t *testing.T) {
+	s.watcherTrouble(t, cluster.KillWatcher(), time.Second, "exit")
+}
+
+// stopWatcher: the watcher hangs (SIGSTOP). It stops answering systemd's watchdog,
+// which kills it after WatchdogSec; then as after a kill -9.
+func (s *suite) stopWatcher(t *testing.T) {
+	s.watcherTrouble(t, cluster.StopWatcher(), time.Second+time.Second, "watchdog")
+}
+
+// watcherTrouble fires do at the primary's watcher and asserts the VIP left the node
+// within gone (on a loaded machine; the benchmarks measure the real figure), that the
+// service saw want, that nothing else ever took the VIP, and that it came back.
+func (s *suite) watcherTrouble(t *testing.T, tr cluster.Trigger, gone time.Duration, want string) {
+	name := tr.Name
+	var svc *cluster.Service
+	fire := tr.Fire
+	tr.Fire = func(ctx context.Context, c *cluster.Cluster, p *cluster.Node) error {
+		svc = p.Service()
+		return fire(ctx, c, p)
+	}
+	m := s.measure(t, tr)
+	if m.New != m.Old {
+		t.Errorf("%s: the primary changed from %s to %s", name, m.Old, m.New)
+	}
+	if m.ToVIPGone < 0 || m.ToVIPGone > gone {
+		t.Errorf("%s: the VIP left %s after %v, want ≤ %v", name, m.Old, m.ToVIPGone, gone)
+	}
+	if m.Double > 0 || m.OnNonPrimary > 0 {
+		t.Errorf("%s: the VIP on two nodes for %v, on a non-primary for %v", name, m.Double, m.OnNonPrimary)
+	}
+	if !m.Settled {
+		t.Errorf("%s: the VIP did not come back to %s", name, m.Old)
+	}
+	if svc != nil {
+		var seen []string
+		for _, e := range svc.Events(m.Trigger) {
+			seen = append(seen, e.What)
+		}
+		if !slices.Contains(seen, want) || !slices.Contains(seen, "stop-post") || !slices.Contains(seen, "ready") {
+			t.Errorf("%s: the service did %v, want %s, stop-post, a restart and ready", name, seen, want)
+		}
+		t.Logf("%s: the service: %v", name, svc.Events(m.Trigger))
+	}
+	s.assertVIPOnPrimary(t, m.Old)
+	s.restore(t)
+}
+
+// tamperTrackFile: someone deletes the primary's track file, then fills it with
+// garbage. keepalived reads both as FAULT; the watcher writes 1 again at its next poll.
+func (s *suite) tamperTrackFile(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		tamper func(path string) error
+	}{
+		{"track file deleted", os.Remove},
+		{"track file garbage", func(path string) error { return os.WriteFile(path, []byte("garbage\n"), 0o644) }},
+	} {
+		m := s.measure(t, cluster.Trigger{Name: tc.name, Timeout: 30 * time.Second, SamePrimaryOK: true,
+			Fire: func(ctx context.Context, c *cluster.Cluster, p *cluster.Node) error {
+				return tc.tamper(p.TrackFilePath())
+			}})
+		if m.New != m.Old || !m.Settled {
+			t.Errorf("%s: the VIP ended on %q, want back on %s", tc.name, m.New, m.Old)
+		}
+		if m.Double > 0 || m.OnNonPrimary > 0 {
+			t.Errorf("%s: the VIP on two nodes for %v, on a non-primary for %v", tc.name, m.Double, m.OnNonPrimary)
+		}
+		if got := s.c.Node(m.Old).TrackFile(); got != "1" {
+			t.Errorf("%s: the track file says %q, want 1 again", tc.name, got)
+		}
+		s.assertVIPOnPrimary(t, m.Old)
+		s.restore(t)
+	}
 }

@@ -68,7 +68,14 @@ const (
 	ModeCurl Mode = "curl"
 	// ModeVIPManager: no keepalived; Debian's vip-manager watches the DCS leader key.
 	ModeVIPManager Mode = "vip-manager"
+	// ModeWatch: keepalived with the example keepalived-watch.conf, reading the track
+	// file that patroni-vip-check.service keeps, run as the shipped unit says (see
+	// Service).
+	ModeWatch Mode = "watch"
 )
+
+// checked reports whether the check moves the VIP: the check or its watch.
+func (m Mode) checked() bool { return m == ModeCheck || m == ModeWatch }
 
 // CurlCommand is the check line this project replaces, for node address addr.
 func CurlCommand(addr string) string {
@@ -84,12 +91,25 @@ type Options struct {
 	// OpenStack, and close it after the cluster.
 	Stack *Stack
 
-	// CheckBinary is the patroni-vip-check binary to install (ModeCheck).
+	// CheckBinary is the patroni-vip-check binary to install (ModeCheck, ModeWatch).
 	CheckBinary string
 
-	// KeepalivedConf is node 1's keepalived.conf; the other nodes' are derived with
-	// NodeKeepalivedConf. Default: packaging/keepalived.conf of this repository.
+	// KeepalivedConf is node 1's keepalived.conf, run as it is. With the check, the
+	// other nodes' are written by the check's generator (patroni-vip-check
+	// keepalived-conf, run on each node against its own Patroni), for the set-up node
+	// 1's runs; otherwise they are derived with NodeKeepalivedConf. Default:
+	// packaging/keepalived.conf, or packaging/keepalived-watch.conf in ModeWatch.
 	KeepalivedConf string
+
+	// UnitFile is the service ModeWatch runs on each node; default
+	// packaging/patroni-vip-check.service. WatchArgs go into its environment file's
+	// PATRONI_VIP_CHECK_ARGS before the node's URL (benchmarks try other intervals).
+	UnitFile  string
+	WatchArgs []string
+
+	// KeepalivedFor is the keepalived version node 1's configuration is written for,
+	// which the generator is told for nodes 2 and 3 ("2.2.7"); default: the stack's own.
+	KeepalivedFor string
 
 	// EditKeepalived, if set, edits each node's derived configuration last (node is
 	// 1-based); benchmarks use it to try other timings.
@@ -117,6 +137,8 @@ type Options struct {
 
 	// Logf reports progress; nil is silent.
 	Logf func(format string, args ...any)
+
+	tmpfiles string // packaging/tmpfiles.conf, applied to each node's root
 }
 
 // Cluster is a running lab. It samples itself in the background (see Timeline) while
@@ -163,7 +185,8 @@ type Node struct {
 	syslog  *collector
 	mu      sync.Mutex
 	patroni *proc
-	agent   *proc // keepalived or vip-manager
+	agent   *proc    // keepalived or vip-manager
+	service *Service // patroni-vip-check.service, in ModeWatch
 	paused  bool
 	cut     bool
 }
@@ -204,24 +227,38 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err := Preflight(opts.Mode, opts.Stack); err != nil {
 		return nil, err
 	}
-	if opts.Mode == ModeCheck {
+	if opts.Mode.checked() {
 		if opts.CheckBinary == "" {
-			return nil, errors.New("ModeCheck needs Options.CheckBinary")
+			return nil, fmt.Errorf("%s needs Options.CheckBinary", opts.Mode)
 		}
 		if _, err := os.Stat(opts.CheckBinary); err != nil {
 			return nil, err
 		}
 	}
-	if opts.Mode != ModeVIPManager && opts.KeepalivedConf == "" {
+	if opts.Mode != ModeVIPManager {
 		root, err := RepoRoot()
 		if err != nil {
-			return nil, fmt.Errorf("finding packaging/keepalived.conf: %w (run from the repository)", err)
+			return nil, fmt.Errorf("finding packaging/: %w (run from the repository)", err)
 		}
-		b, err := os.ReadFile(filepath.Join(root, "packaging", "keepalived.conf"))
+		if opts.KeepalivedConf == "" {
+			name := "keepalived.conf"
+			if opts.Mode == ModeWatch {
+				name = "keepalived-watch.conf"
+			}
+			b, err := os.ReadFile(filepath.Join(root, "packaging", name))
+			if err != nil {
+				return nil, err
+			}
+			opts.KeepalivedConf = string(b)
+		}
+		if opts.UnitFile == "" {
+			opts.UnitFile = filepath.Join(root, "packaging", "patroni-vip-check.service")
+		}
+		tmpfiles, err := os.ReadFile(filepath.Join(root, "packaging", "tmpfiles.conf"))
 		if err != nil {
 			return nil, err
 		}
-		opts.KeepalivedConf = string(b)
+		opts.tmpfiles = string(tmpfiles)
 	}
 	CleanStale(opts.Logf)
 
@@ -352,7 +389,7 @@ func (c *Cluster) start(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := c.startAgents(); err != nil {
+	if err := c.startAgents(ctx); err != nil {
 		return err
 	}
 	c.poll.start()
@@ -445,7 +482,7 @@ func (c *Cluster) WaitHealthy(ctx context.Context, timeout time.Duration) (*Node
 		if len(holders) != 1 || holders[0] != leader {
 			return false, fmt.Sprintf("VIP on %v, primary %s", holders, leader), nil
 		}
-		if c.opts.Mode == ModeCheck {
+		if c.opts.Mode.checked() {
 			// Every check has seen the cluster as it is now: its last line is the
 			// primary's eligible state, or a replica's "not …".
 			for _, n := range c.nodes {
@@ -572,6 +609,13 @@ func (c *Cluster) Close() error {
 	t := time.Now()
 	if c.poll != nil {
 		c.poll.stop()
+	}
+	// Services first, as systemd stops them: their supervisors would restart what the
+	// namespaces' SIGKILL ends.
+	for _, n := range c.nodes {
+		if svc := n.Service(); svc != nil {
+			svc.Stop()
+		}
 	}
 	var names []string
 	if c.swNS != "" {

@@ -24,7 +24,8 @@ func Preflight(mode Mode, stack *Stack) error {
 		stack = HostStack()
 	}
 	var missing []string
-	for _, p := range []string{"ip", "unshare", "setpriv", "mount", "chroot", "sh"} {
+	// systemd-tmpfiles: the host's makes each node's /run directories from the packaged entry.
+	for _, p := range []string{"ip", "unshare", "setpriv", "mount", "chroot", "sh", "systemd-tmpfiles"} {
 		if _, err := exec.LookPath(p); err != nil {
 			missing = append(missing, p)
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -300,8 +301,9 @@ func (n *Node) RunCheck(ctx context.Context, args ...string) (CheckRun, error) {
 	return r, nil
 }
 
-// startAgents starts keepalived or vip-manager on every node.
-func (c *Cluster) startAgents() error {
+// startAgents starts keepalived or vip-manager on every node, and in ModeWatch the
+// service that keeps each node's track file, before keepalived as the unit orders it.
+func (c *Cluster) startAgents(ctx context.Context) error {
 	addrs := make([]string, len(c.nodes))
 	for i, n := range c.nodes {
 		addrs[i] = n.Addr
@@ -313,7 +315,26 @@ func (c *Cluster) startAgents() error {
 			}
 			continue
 		}
+		if err := n.applyTmpfiles(); err != nil {
+			return err
+		}
+		if c.opts.Mode.checked() {
+			if err := copyFile(c.opts.CheckBinary, filepath.Join(n.dir, "bin", "patroni-vip-check"), 0o755); err != nil {
+				return err
+			}
+		}
 		conf := NodeKeepalivedConf(c.opts.KeepalivedConf, addrs, i)
+		if c.opts.Mode.checked() && i > 0 {
+			generated, err := n.generateKeepalivedConf(ctx)
+			if err != nil {
+				return err
+			}
+			// The generator, asked on the node, must write what the example says for it.
+			if a, b := codeLines(generated), codeLines(conf); a != b {
+				return fmt.Errorf("%s: the generator's keepalived.conf differs from the example's for this node:\n%s", n.Name, firstDiff(b, a))
+			}
+			conf = generated
+		}
 		if c.opts.Mode == ModeCurl {
 			var err error
 			if conf, err = ReplaceScript(conf, CurlCommand(n.Addr)); err != nil {
@@ -327,6 +348,11 @@ func (c *Cluster) startAgents() error {
 		if err := c.writeFile(filepath.Join(n.dir, "keepalived.conf"), conf); err != nil {
 			return err
 		}
+		if c.opts.Mode == ModeWatch {
+			if err := n.startWatch(ctx); err != nil {
+				return err
+			}
+		}
 		if err := n.startKeepalived(); err != nil {
 			return err
 		}
@@ -334,13 +360,124 @@ func (c *Cluster) startAgents() error {
 	return nil
 }
 
-func (n *Node) startKeepalived() error {
-	overlay := n.c.opts.Mode == ModeCheck
-	if overlay {
-		if err := copyFile(n.c.opts.CheckBinary, filepath.Join(n.dir, "bin", "patroni-vip-check"), 0o755); err != nil {
-			return err
+// applyTmpfiles creates the node's /run directories from the packaged tmpfiles.d entry,
+// as systemd-tmpfiles does at boot: the check's state directory, and the track file's,
+// which must exist before keepalived starts.
+func (n *Node) applyTmpfiles() error {
+	dir := filepath.Join(n.dir, "usr", "lib", "tmpfiles.d")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "patroni-vip-check.conf"), []byte(n.c.opts.tmpfiles), 0o644); err != nil {
+		return err
+	}
+	out, err := exec.Command("systemd-tmpfiles", "--create", "--root="+n.dir, "patroni-vip-check.conf").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: systemd-tmpfiles: %v: %s", n.Name, err, out)
+	}
+	return nil
+}
+
+// generateKeepalivedConf runs `patroni-vip-check keepalived-conf` on the node, as an
+// operator would: it reads the node's Patroni configuration, asks Patroni for the
+// cluster's members, finds the interface and the stack's keepalived, and writes the
+// set-up of node 1's example (oneshot or watch) for keepalived's version.
+func (n *Node) generateKeepalivedConf(ctx context.Context) (string, error) {
+	mode := "oneshot"
+	if n.c.opts.Mode == ModeWatch {
+		mode = "watch"
+	}
+	args := []string{"keepalived-conf", "--vip", VIP + "/24", "--mode", mode,
+		"--patroni-config", filepath.Join(n.dir, "patroni.yml"), "--router-id", "51"}
+	if v := n.c.opts.KeepalivedFor; v != "" {
+		args = append(args, "--keepalived-version", v)
+	}
+	argv := n.c.command(placement{
+		ns: n.NS, env: []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, node: n, overlay: true,
+	}, "/usr/bin/patroni-vip-check", args...)
+	var out, errb bytes.Buffer
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("%s: patroni-vip-check keepalived-conf: %v: %s", n.Name, err, strings.TrimSpace(errb.String()))
+	}
+	return out.String(), nil
+}
+
+// codeLines is a keepalived.conf without its comments and blank lines, its lines
+// sorted: the order of peers (and of anything else) is the writer's choice.
+func codeLines(conf string) string {
+	var lines []string
+	for _, l := range strings.Split(conf, "\n") {
+		if code, _, _ := strings.Cut(l, "#"); strings.TrimSpace(code) != "" {
+			lines = append(lines, strings.TrimRight(code, " "))
 		}
 	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n") + "\n"
+}
+
+func firstDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var a, b string
+		if i < len(w) {
+			a = w[i]
+		}
+		if i < len(g) {
+			b = g[i]
+		}
+		if a != b {
+			return fmt.Sprintf("  example:   %s\n  generated: %s", a, b)
+		}
+	}
+	return "(same lines)"
+}
+
+// startWatch runs the node's patroni-vip-check.service and waits for its READY=1, as
+// systemd starts a Type=notify unit before the keepalived it is ordered before.
+func (n *Node) startWatch(ctx context.Context) error {
+	args := append(append([]string(nil), n.c.opts.WatchArgs...), "http://"+n.Addr+":8008/primary")
+	svc, err := n.startService(n.c.opts.UnitFile, fmt.Sprintf("PATRONI_VIP_CHECK_ARGS=%q\n", strings.Join(args, " ")))
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.service = svc
+	n.mu.Unlock()
+	return waitFor(ctx, n.Name+": "+svc.name+" ready", 15*time.Second, 10*time.Millisecond, func() (bool, string, error) {
+		for _, e := range svc.Events(time.Time{}) {
+			if e.What == "ready" {
+				return true, "", nil
+			}
+		}
+		return false, "no READY=1 yet", nil
+	})
+}
+
+// Service is the node's patroni-vip-check.service in ModeWatch, nil otherwise.
+func (n *Node) Service() *Service {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.service
+}
+
+// TrackFilePath is the node's track file as the harness sees it.
+func (n *Node) TrackFilePath() string {
+	return filepath.Join(n.RunDir(), "keepalived-patroni-vip-check", "eligible")
+}
+
+// TrackFile is what the node's track file says now: "1", "0", or "" if there is none.
+func (n *Node) TrackFile() string {
+	b, err := os.ReadFile(n.TrackFilePath())
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func (n *Node) startKeepalived() error {
+	overlay := n.c.opts.Mode.checked()
 	file := func(name string) string { return filepath.Join(n.dir, name) }
 	p, err := startProc("keepalived "+n.Name, n.AgentLogPath(), n.c.command(placement{
 		ns: n.NS, env: []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, node: n, overlay: overlay,

@@ -33,6 +33,9 @@ type Stack struct {
 	// MinTTL is the lowest DCS ttl Patroni accepts (Patroni 4 raises anything below 20
 	// to 20, with a warning).
 	MinTTL int
+	// FractionalIntervals: the stack's keepalived (2.3.2 and later) takes a vrrp_script
+	// interval and timeout in fractions of a second.
+	FractionalIntervals bool
 
 	root *rootfs.Root // held while the stack is open, so that no build removes it
 }
@@ -61,7 +64,7 @@ func debian13(root string) *Stack {
 		Patroni: "/usr/bin/patroni", Patronictl: "/usr/bin/patronictl", Etcd: "/usr/bin/etcd",
 		Keepalived: "/usr/sbin/keepalived", Curl: "/usr/bin/curl", VIPManager: "/usr/bin/vip-manager",
 		PGBinDir:     "/usr/lib/postgresql/17/bin",
-		PatroniMajor: 4, PrimaryRole: "primary", MinTTL: 20,
+		PatroniMajor: 4, PrimaryRole: "primary", MinTTL: 20, FractionalIntervals: true,
 	}
 }
 
