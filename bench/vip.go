@@ -109,7 +109,9 @@ var triggers = map[string]func() cluster.Trigger{
 }
 
 // watcherTrigger: a trigger aimed at the watcher, for set-ups that have one.
-func watcherTrigger(name string) bool { return name == "kill -9 of the watcher" || name == "watcher hung" }
+func watcherTrigger(name string) bool {
+	return name == "kill -9 of the watcher" || name == "watcher hung"
+}
 
 // runVIP measures, for each setup, each trigger reps times: seconds from
 // the trigger until Patroni has a new primary, the VIP left the old node,
