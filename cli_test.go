@@ -720,3 +720,42 @@ func waitFor(t *testing.T, what string, ch <-chan struct{}) {
 		t.Fatalf("no %s within 10s", what)
 	}
 }
+
+// TestIntervalIgnored: a check told keepalived's interval (--interval, as
+// packaging/keepalived-2.3.conf passes it) says so when keepalived runs it
+// far less often, as keepalived before 2.3.2 does with a fractional
+// interval; at the pace it was told, it says nothing.
+func TestIntervalIgnored(t *testing.T) {
+	p := newPatroni(503, "replica")
+	defer p.Close()
+	for _, tc := range []struct {
+		name  string
+		pace  time.Duration
+		warns bool
+	}{
+		{"runs at the interval", 20 * time.Millisecond, false},
+		{"runs five times slower", 100 * time.Millisecond, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCmd(t)
+			for i := 0; i < 1+cadenceRuns+5; i++ {
+				start := time.Now()
+				c.mustExit(1, "--interval", "20ms", p.URL+"/primary")
+				time.Sleep(tc.pace - time.Since(start)) // keepalived's schedule
+			}
+			lines := c.log.lines(t)
+			warned := 0
+			for _, l := range lines {
+				if strings.Contains(l, "keepalived runs this check every") {
+					warned++
+					if !strings.Contains(l, "not every 20ms (--interval): keepalived before 2.3.2 ignores a fractional interval") {
+						t.Errorf("warning %q", l)
+					}
+				}
+			}
+			if want := map[bool]int{false: 0, true: 1}[tc.warns]; warned != want || len(lines) != 1+want {
+				t.Errorf("%d warnings in %q, want %d", warned, lines, want)
+			}
+		})
+	}
+}

@@ -58,9 +58,10 @@ type config struct {
 	verbose  bool
 	noState  bool
 
-	interval  time.Duration // watch
-	trackFile string        // watch
-	textfile  string        // watch
+	interval    time.Duration // watch: how often to poll; once: keepalived's, if set
+	intervalSet bool
+	trackFile   string // watch
+	textfile    string // watch
 
 	help, version bool
 }
@@ -147,9 +148,10 @@ var flagDefs = []flagDef{
 	{names: []string{"no-state"}, modes: once, salvaged: true,
 		help: "neither read nor write state: log every result",
 		set:  func(c *config, v string) error { return setBool(&c.noState, v) }},
-	{names: []string{"interval"}, value: "D", modes: watch,
-		help: "how often to ask Patroni (default 100ms)",
-		set:  func(c *config, v string) error { return setDuration(&c.interval, v) }},
+	{names: []string{"interval"}, value: "D", modes: once | watch,
+		help:  "the vrrp_script's interval, when it is a fraction of a second: the check warns when keepalived runs it far less often (keepalived before 2.3.2 ignores a fractional interval)",
+		watch: "how often to ask Patroni (default 100ms)",
+		set:   func(c *config, v string) error { c.intervalSet = true; return setDuration(&c.interval, v) }},
 	{names: []string{"track-file"}, value: "FILE", modes: watch, salvaged: true,
 		help: "the file keepalived's track_file reads: 1 while eligible, else 0 (default " + defaultTrackFile + ")",
 		set:  func(c *config, v string) error { return setPath(&c.trackFile, v) }},
@@ -204,7 +206,7 @@ func parseArgs(m mode, args []string) (config, error) {
 		return c, errors.New("--log-socket needs --log journal or --log syslog")
 	case c.noState && c.stateDir != "":
 		return c, errors.New("--no-state and --state-dir contradict each other")
-	case m == watch && (c.interval < 10*time.Millisecond || c.interval > time.Hour):
+	case (m == watch || c.intervalSet) && (c.interval < 10*time.Millisecond || c.interval > time.Hour):
 		return c, fmt.Errorf("--interval %v is out of range (10ms to 1h)", c.interval)
 	}
 	return c, nil

@@ -159,8 +159,11 @@ func TestWatchFlags(t *testing.T) {
 	if err != nil || c.interval != 200*time.Millisecond || c.trackFile != "/run/x/y" || c.url != "http://198.51.100.11:8008/primary" {
 		t.Errorf("%+v, %v", c, err)
 	}
-	if _, err := parseArgs(once, []string{"--interval", "1s"}); err == nil || !strings.Contains(err.Error(), "--interval is a flag of patroni-vip-check watch") {
-		t.Errorf("--interval without watch: %v", err)
+	if _, err := parseArgs(once, []string{"--track-file", "/x"}); err == nil || !strings.Contains(err.Error(), "--track-file is a flag of patroni-vip-check watch") {
+		t.Errorf("--track-file without watch: %v", err)
+	}
+	if c, err := parseArgs(once, []string{"--interval", "200ms"}); err != nil || !c.intervalSet || c.interval != 200*time.Millisecond {
+		t.Errorf("--interval of a single run, keepalived's: %+v, %v", c, err)
 	}
 	if _, err := parseArgs(watch, []string{"--no-state"}); err == nil || !strings.Contains(err.Error(), "keeps its state in memory") {
 		t.Errorf("--no-state with watch: %v", err)

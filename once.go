@@ -310,6 +310,8 @@ func (r *onceRun) report(v verdict, name string, quietStderr bool) {
 	case ratelimit.Quiet:
 		if err := tx.Save(next); err != nil {
 			emit(d, err)
+		} else if slow := r.cadence(next, now); slow != nil {
+			emit(d, slow)
 		}
 	case ratelimit.Reminder:
 		// Saved only once logged; a state that cannot be rewritten says
@@ -329,6 +331,27 @@ func (r *onceRun) report(v verdict, name string, quietStderr bool) {
 			tx.Invalidate(next)
 		}
 	}
+}
+
+// cadenceRuns is how many unchanged runs after a line the cadence is judged
+// on: once per line logged, so the warning is as rare as reminders.
+const cadenceRuns = 20
+
+// cadence says, when --interval names keepalived's interval, whether
+// keepalived runs the check far less often than that: keepalived before
+// 2.3.2 takes "interval 0.2" for an error, logs "invalid number" and runs
+// the script every second. The pace is the state's own: the runs not
+// logged since the last line, over the time since it.
+func (r *onceRun) cadence(s ratelimit.State, now time.Time) error {
+	if !r.cfg.intervalSet || s.Suppressed != cadenceRuns {
+		return nil
+	}
+	every := now.Sub(s.Logged) / cadenceRuns
+	if every < 3*r.cfg.interval {
+		return nil
+	}
+	return fmt.Errorf("keepalived runs this check every %s, not every %s (--interval): keepalived before 2.3.2 ignores a fractional interval and runs it every second",
+		fmtDur(every), fmtDur(r.cfg.interval))
 }
 
 // stateDirHint says how to fix a missing state directory of a user other

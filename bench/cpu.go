@@ -43,17 +43,37 @@ func cpuSetups(bin string, stack *cluster.Stack) []cpuSetup {
 var (
 	intervalRe      = regexp.MustCompile(`(?m)^(\s*)interval\s+\S+`)
 	scriptTimeoutRe = regexp.MustCompile(`(?m)^(\s*)timeout\s+\S+`)
-	checkTimeoutRe  = regexp.MustCompile(`patroni-vip-check (?:--timeout \S+ )?http`)
+	checkTimeoutRe  = regexp.MustCompile(`patroni-vip-check (?:--interval \S+ )?(?:--timeout \S+ )?http`)
 )
 
-// scriptEvery runs the vrrp_script every iv seconds, with keepalived's timeout at the
-// interval and the check's own --timeout below it.
+// scriptEvery runs the vrrp_script every iv seconds as the oneshot tuning
+// does (oneshotTimers).
 func scriptEvery(iv string) func(int, string) string {
+	t := oneshotTimers[iv]
+	return scriptTimers(iv, t.timeout, t.own)
+}
+
+// oneshotTimers are, for each fractional interval measured, keepalived's
+// timeout and the check's own --timeout, as vipconf picks them for 0.2 s:
+// the check's below the interval, keepalived's well above the check's.
+var oneshotTimers = map[string]struct{ timeout, own string }{
+	"0.1": {"0.4", "80ms"},
+	"0.2": {"0.5", "150ms"},
+	"0.5": {"0.8", "400ms"},
+}
+
+// scriptTimers runs the vrrp_script every iv seconds, with keepalived's
+// timeout and the check's own --timeout (own) as given. The check learns
+// keepalived's interval (--interval), as the 2.3 example tells it.
+func scriptTimers(iv, timeout, own string) func(int, string) string {
 	return func(_ int, conf string) string {
 		conf = intervalRe.ReplaceAllString(conf, "${1}interval "+iv)
-		conf = scriptTimeoutRe.ReplaceAllString(conf, "${1}timeout "+iv)
-		own := map[string]string{"0.2": "150ms", "0.1": "80ms"}[iv]
-		return checkTimeoutRe.ReplaceAllString(conf, "patroni-vip-check --timeout "+own+" http")
+		conf = scriptTimeoutRe.ReplaceAllString(conf, "${1}timeout "+timeout)
+		ms, err := time.ParseDuration(iv + "s")
+		if err != nil {
+			panic(err) // the intervals are this file's constants
+		}
+		return checkTimeoutRe.ReplaceAllString(conf, "patroni-vip-check --interval "+ms.String()+" --timeout "+own+" http")
 	}
 }
 

@@ -34,7 +34,7 @@ func main() {
 	before := flag.String("before", "", "cost: also measure this build of the check (an earlier release), in the same rounds")
 	cpuWindow := flag.Duration("cpu-window", 20*time.Second, "cpu: how long each set-up is measured")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: bench [flags] cost|deadline|vip|vip-tune|watch-tune|cpu ...\n")
+		fmt.Fprintf(os.Stderr, "usage: bench [flags] cost|deadline|vip|vip-tune|oneshot-tune|watch-tune|cpu ...\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -125,6 +125,14 @@ func main() {
 		case "vip-tune":
 			err = perStack("VIP movement with other keepalived timings", func(s *cluster.Stack) error {
 				return runVIP(ctx, w, s, tuningSetups(*bin), splitList(*trig), *vipReps, logf)
+			})
+		case "oneshot-tune":
+			err = perStack("VIP movement with other vrrp_script timings", func(s *cluster.Stack) error {
+				if !s.FractionalIntervals {
+					fmt.Fprintf(w, "keepalived on %s takes whole seconds only: nothing to tune.\n", s.Name)
+					return nil
+				}
+				return runVIP(ctx, w, s, oneshotTuningSetups(*bin), splitList(*trig), *vipReps, logf)
 			})
 		case "watch-tune":
 			err = perStack("VIP movement with other watch intervals and adverts", func(s *cluster.Stack) error {

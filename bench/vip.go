@@ -82,6 +82,24 @@ func watchTuningSetups(bin string) []setup {
 	return s
 }
 
+// oneshotTuningSetups are the one-shot check at other vrrp_script timings on a
+// keepalived that takes fractions of a second: the interval against the VIP's
+// speed and the check's CPU, keepalived's timeout against runs killed on a
+// busy node. keepalived-2.3.conf ships "0.2 s, timeout 0.5".
+func oneshotTuningSetups(bin string) []setup {
+	s := []setup{{"every 1 s, timeout 1 (keepalived.conf)",
+		cluster.Options{Mode: cluster.ModeCheck, CheckBinary: bin, KeepalivedFor: "2.2.7"}}}
+	for _, t := range []struct{ iv, timeout string }{{"0.5", ""}, {"0.2", "0.2"}, {"0.2", ""}, {"0.1", ""}} {
+		own := oneshotTimers[t.iv]
+		if t.timeout == "" {
+			t.timeout = own.timeout
+		}
+		s = append(s, setup{fmt.Sprintf("every %s s, timeout %s, check --timeout %s", t.iv, t.timeout, own.own),
+			cluster.Options{Mode: cluster.ModeCheck, CheckBinary: bin, KeepalivedFor: "2.2.7", EditKeepalived: scriptTimers(t.iv, t.timeout, own.own)}})
+	}
+	return s
+}
+
 var (
 	advertRe   = regexp.MustCompile(`(?m)^(\s*)advert_int\s+\S+`)
 	authRe     = regexp.MustCompile(`(?ms)^\s*authentication\s*\{.*?\}\s*\n`)
@@ -103,6 +121,9 @@ var triggers = map[string]func() cluster.Trigger{
 	"switchover":    func() cluster.Trigger { return cluster.Switchover("") },
 	"graceful stop": cluster.StopPrimary,
 	"kill -9":       cluster.KillPrimary,
+	// Patroni frozen for less than the ttl: no failover, the VIP leaves and comes back;
+	// (b) is how fast the check notices a REST API that stopped answering.
+	"REST API hung 3 s": func() cluster.Trigger { return cluster.PausePrimary(3 * time.Second) },
 	// The watch's own failures, measured only where there is a watcher.
 	"kill -9 of the watcher": cluster.KillWatcher,
 	"watcher hung":           cluster.StopWatcher,

@@ -38,6 +38,15 @@ func TestTimingEdits(t *testing.T) {
 	if strings.Contains(v3, "auth_type") {
 		t.Error("vrrp3: authentication left in a version 3 instance")
 	}
+	timed := settings(scriptEvery("0.1")(1, conf))
+	for _, want := range []string{"patroni-vip-check --interval 100ms --timeout 80ms http://", "\n    interval 0.1\n", "\n    timeout 0.4\n"} {
+		if !strings.Contains(timed, want) {
+			t.Errorf("scriptEvery: no %q in\n%s", want, timed)
+		}
+	}
+	if strings.Count(timed, "interval") != 2 || strings.Count(timed, "timeout") != 2 {
+		t.Errorf("scriptEvery: a timer twice or not at all:\n%s", timed)
+	}
 }
 
 // settings is conf without its comments and blank lines.

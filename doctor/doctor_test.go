@@ -383,15 +383,35 @@ func TestTimeouts(t *testing.T) {
 	n.edit(t, "patroni-vip-check http://", "patroni-vip-check --timeout=1s http://")
 	want(t, n.run(), Failure, "keepalived's timeout (the interval, as none is set) 1s is not above the check's --timeout 1s")
 
-	// The 2.3 example's 0.2 s timeout against the check's 150ms is fine on 2.3.3...
+	// The 2.3 example's 0.5 s timeout against the check's 150ms is fine on 2.3.3...
 	n = newNode(t, "keepalived-2.3.conf", v233)
 	fs := n.run()
-	want(t, fs, OK, "keepalived's timeout 200ms is above the check's --timeout 150ms; it runs every 200ms")
+	want(t, fs, OK, "keepalived's timeout 500ms is above the check's --timeout 150ms; it runs every 200ms")
+	none(t, fs, Warning)
 	// ...and on 2.2.7 both fractions fail.
 	n = newNode(t, "keepalived-2.3.conf", v227)
 	fs = n.run()
 	want(t, fs, Failure, "interval 0.2: invalid number '0.2': keepalived 2.2.7 reads whole seconds - raised to 1 s; keepalived runs the check every 1s", "fractions need keepalived 2.3.2")
-	want(t, fs, Failure, "timeout 0.2: invalid number")
+	want(t, fs, Failure, "timeout 0.5: invalid number")
+	for _, f := range fs { // the interval's failure says it all
+		if f.Level == Warning && strings.Contains(f.String(), "--interval") {
+			t.Errorf("a warning on --interval beside the interval's failure: %s", f)
+		}
+	}
+
+	// keepalived's timeout 0.2 s leaves the check 50 ms, less than a busy
+	// node takes between keepalived's fork and the check's clock.
+	n = newNode(t, "keepalived-2.3.conf", v233)
+	n.edit(t, "    timeout 0.5\n", "    timeout 0.2\n")
+	want(t, n.run(), Failure, "keepalived's timeout 200ms is not above the check's --timeout 150ms", "set timeout above 250ms")
+
+	// The check's --interval must be keepalived's, or its warning is wrong.
+	n = newNode(t, "keepalived-2.3.conf", v233)
+	n.edit(t, "--interval 200ms", "--interval 50ms")
+	want(t, n.run(), Warning, "the check's --interval 50ms is not keepalived's interval 200ms", "give the check --interval 200ms")
+	n = newNode(t, "keepalived-2.3.conf", v233)
+	n.edit(t, "--interval 200ms", "--interval")
+	want(t, n.run(), Failure, `--interval --timeout: time: invalid duration "--timeout": the check exits 1 at every run`)
 }
 
 func TestTrackFile(t *testing.T) {

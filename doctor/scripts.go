@@ -26,8 +26,10 @@ type runAs struct {
 	uid, gid uint32
 }
 
-// processGrace is how long past its --timeout the check may live.
-const processGrace = 20 * time.Millisecond
+// processGrace is how long past its --timeout the check may live, as
+// keepalived counts: from its fork, before the check's clock starts. On a
+// loaded node 85 ms went between the two.
+const processGrace = 100 * time.Millisecond
 
 // script checks one vrrp_script that an instance tracks.
 func (d *doctor) script(sc *keepalived.Script) {
@@ -179,30 +181,38 @@ func (d *doctor) scriptFile(sc *keepalived.Script, written string, u runAs) (str
 	return real, true
 }
 
-var timeoutFlag = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^--?timeout(?:=(.*))?$`) })
+var durationFlags = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^--?(timeout|interval)(?:=(.*))?$`) })
 
 // checkTimeout is the check's own --timeout in args (default 800ms).
 func checkTimeout(args []string) (time.Duration, error) {
-	d := vipconf.CheckTimeout
+	d, _, err := durationFlag(args, "timeout", vipconf.CheckTimeout)
+	return d, err
+}
+
+// durationFlag is the value of the check's flag name (timeout or interval)
+// in args, def if there is none, and whether it is set.
+func durationFlag(args []string, name string, def time.Duration) (time.Duration, bool, error) {
+	d, set := def, false
 	for i := 0; i < len(args); i++ {
-		m := timeoutFlag().FindStringSubmatch(args[i])
-		if m == nil {
+		m := durationFlags().FindStringSubmatch(args[i])
+		if m == nil || m[1] != name {
 			continue
 		}
-		v := m[1]
+		v := m[2]
 		if !strings.Contains(args[i], "=") {
 			if i+1 >= len(args) {
-				return 0, errors.New("--timeout without a value")
+				return 0, false, fmt.Errorf("--%s without a value", name)
 			}
 			i++
 			v = args[i]
 		}
 		var err error
 		if d, err = time.ParseDuration(v); err != nil {
-			return 0, fmt.Errorf("--timeout %s: %w", v, err)
+			return 0, false, fmt.Errorf("--%s %s: %w", name, v, err)
 		}
+		set = true
 	}
-	return d, nil
+	return d, set, nil
 }
 
 // timers: what keepalived makes of interval and timeout, and whether the
@@ -236,6 +246,12 @@ func (d *doctor) timers(sc *keepalived.Script, args []string) {
 		return
 	}
 	d.ok(pos, "vrrp_script %s: keepalived's timeout %v is above the check's --timeout %v; it runs every %v", show(sc.Name), timeout, own, interval)
+	if said, set, err := durationFlag(args[1:], "interval", 0); err != nil {
+		d.fail(sc.Script.Pos, "fix the check's flags", "vrrp_script %s: %s: the check exits 1 at every run", show(sc.Name), show(err.Error()))
+	} else if set && said != interval && inote == "" {
+		d.warn(sc.Script.Pos, fmt.Sprintf("give the check --interval %v, keepalived's interval", interval),
+			"vrrp_script %s: the check's --interval %v is not keepalived's interval %v: the check warns that keepalived runs it too slowly, or never notices", show(sc.Name), said, interval)
+	}
 }
 
 // runsAtAll: a script keepalived cannot exec counts as a success, so an

@@ -173,11 +173,11 @@ func TestWeightKeepsTheVIP(t *testing.T) {
 func TestTimeoutKillsSlowAnswers(t *testing.T) {
 	eachKeepalived(t, func(t *testing.T, l *lab) {
 		// 2.2.7: timeout 1 (whole seconds), the check allowed 2s, Patroni
-		// answering in 1.5 s. 2.3.3: timeout 0.2, 500ms, 0.3 s.
+		// answering in 1.5 s. 2.3.3: timeout 0.5, 500ms, 0.55 s.
 		oldTimeout, own, slow, fixed := "timeout 1\n", "2s", 1500*time.Millisecond, "timeout 3\n"
 		check := "--state-dir"
 		if l.f.version.FractionalTimers() {
-			oldTimeout, own, slow, fixed = "timeout 0.2\n", "500ms", 300*time.Millisecond, "timeout 0.6\n"
+			oldTimeout, own, slow, fixed = "timeout 0.5\n", "500ms", 550*time.Millisecond, "timeout 0.8\n"
 			check = "--timeout 150ms --state-dir"
 		}
 		bad := l.oneshot(check, "--timeout "+own+" --state-dir")
@@ -223,7 +223,7 @@ func TestFractionalInterval(t *testing.T) {
 			t.Errorf("keepalived %s, interval 0.2: %d runs in 4 s, want about 4", l.f.version, n)
 		}
 		l.expectFinding(fs, Failure, "interval 0.2: invalid number '0.2'", "runs the check every 1s")
-		l.expectFinding(fs, Failure, "timeout 0.2: invalid number")
+		l.expectFinding(fs, Failure, "timeout 0.5: invalid number")
 
 		good := l.oneshot()
 		l.gated(good)

@@ -47,12 +47,16 @@ const (
 )
 
 // Timers of the oneshot set-up from keepalived 2.3.2, which takes
-// fractional seconds: the check every FastInterval, keepalived's timeout
-// FastScriptTimeout, above the check's --timeout FastCheckTimeout.
-// Provisional: the benchmarks will tune them.
+// fractional seconds: the check every FastInterval, with its own --timeout
+// FastCheckTimeout below the interval (so that a hung Patroni never makes
+// keepalived skip runs), and keepalived's timeout FastScriptTimeout only as
+// a backstop well above it. keepalived starts its timer at fork, the check
+// its deadline in main: on a loaded node 85 ms went between the two, and a
+// keepalived timeout of 0.2 s killed checks that were about to answer
+// (`bench oneshot-tune` measures the choices).
 const (
 	FastInterval      = 200 * time.Millisecond
-	FastScriptTimeout = 200 * time.Millisecond
+	FastScriptTimeout = 500 * time.Millisecond
 	FastCheckTimeout  = 150 * time.Millisecond
 )
 
@@ -143,7 +147,7 @@ func (s *Setup) Command() []string {
 	}
 	args := []string{s.binary()}
 	if s.fast() {
-		args = append(args, "--timeout", duration(FastCheckTimeout))
+		args = append(args, "--interval", duration(FastInterval), "--timeout", duration(FastCheckTimeout))
 	}
 	args = append(args, s.CheckFlags...)
 	return append(args, s.URL)
@@ -297,14 +301,16 @@ keepalived runs this without a shell; the check exits 0 (may hold the VIP) or 1.
 	w.Blank()
 	if s.fast() {
 		w.Comment(fmt.Sprintf(`Run the check every %s s: keepalived 2.3.2 and later take fractions of a
-second (earlier versions reject "%s" and run it every second). A run costs a few
+second. Earlier versions reject "%s" and run it every second; the check's
+--interval (set above) makes it say so in the log. A run costs a few
 milliseconds of CPU.`, seconds(FastInterval), seconds(FastInterval)))
 		w.Line("interval", seconds(FastInterval))
 		w.Blank()
-		w.Comment(fmt.Sprintf(`The check stops itself after its --timeout (%s, set above) and reports why.
-keepalived's own timeout must be longer than that, so that the check always
-answers before keepalived would kill it. (keepalived 2.3.3 no longer starts a run
-while the last one is going.)`, duration(FastCheckTimeout)))
+		w.Comment(fmt.Sprintf(`The check stops itself after its --timeout (%s, set above, shorter than the
+interval) and reports why. keepalived's own timeout is only a backstop, well
+above that: keepalived counts from its fork, and on a busy node the check may
+start tens of milliseconds later. (keepalived 2.3.3 does not start a run while
+the last one is going.)`, duration(FastCheckTimeout)))
 		w.Line("timeout", seconds(FastScriptTimeout))
 	} else {
 		w.Comment(`Run the check every second: keepalived's default, and its shortest (whole
