@@ -82,10 +82,12 @@ rootfs:
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) -s deps; fi
 	$(if $(filter-out debian12,$(STACK)),$(GO) run ./e2e/mkrootfs $(filter-out debian12,$(STACK)),@echo "rootfs: $(STACK) runs from the host's packages")
 
-# demo: the same cluster for a newcomer: one switchover, the VIP moving.
+# demo: the same cluster for a newcomer: one switchover, the VIP moving;
+# MODE=watch (the watch behind track_file) or MODE=oneshot (the vrrp_script).
+MODE ?= watch
 demo: build
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) -s deps; fi
-	PVC_BIN=$(CURDIR)/bin/patroni-vip-check $(GO) run ./e2e/demo
+	PVC_BIN=$(CURDIR)/bin/patroni-vip-check $(GO) run ./e2e/demo -mode $(MODE)
 
 # package: one .deb and one .rpm in dist/ (GOARCH=arm64 for arm64), built
 # by nfpm, pinned in tools/go.mod; the man page from packaging/*.1.md.

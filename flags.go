@@ -395,7 +395,7 @@ Patroni health endpoint; default:
 		b.WriteString(`usage: patroni-vip-check [flags] [URL]
        patroni-vip-check watch [flags] [URL]
        patroni-vip-check keepalived-conf --vip ADDR/PREFIX [flags]
-       patroni-vip-check doctor [--keepalived-conf FILE]
+       patroni-vip-check doctor [--keepalived-conf FILE] [flags]
 
 Asks the local Patroni REST API whether this node may hold the virtual IP,
 for keepalived's vrrp_script. Exit status 0: eligible; 1: not eligible or

@@ -173,11 +173,11 @@ func TestWeightKeepsTheVIP(t *testing.T) {
 func TestTimeoutKillsSlowAnswers(t *testing.T) {
 	eachKeepalived(t, func(t *testing.T, l *lab) {
 		// 2.2.7: timeout 1 (whole seconds), the check allowed 2s, Patroni
-		// answering in 1.5 s. 2.3.3: timeout 0.5, 500ms, 0.55 s.
+		// answering in 1.5 s. 2.3.3: timeout 0.5, 700ms, 0.6 s.
 		oldTimeout, own, slow, fixed := "timeout 1\n", "2s", 1500*time.Millisecond, "timeout 3\n"
 		check := "--state-dir"
 		if l.f.version.FractionalTimers() {
-			oldTimeout, own, slow, fixed = "timeout 0.5\n", "500ms", 550*time.Millisecond, "timeout 0.8\n"
+			oldTimeout, own, slow, fixed = "timeout 0.5\n", "700ms", 600*time.Millisecond, "timeout 0.9\n"
 			check = "--timeout 150ms --state-dir"
 		}
 		bad := l.oneshot(check, "--timeout "+own+" --state-dir")

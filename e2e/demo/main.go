@@ -1,13 +1,16 @@
 // Command demo shows patroni-vip-check at work: it brings up a three-node Patroni cluster
-// with keepalived and the example keepalived.conf in network namespaces on this machine,
-// shows the cluster and where the VIP is, runs one switchover while printing the VIP
-// moving and the check's log lines, and tears everything down. Run it as root with
-// `make demo` (the packages come from `make deps`).
+// with keepalived in network namespaces on this machine, gated by patroni-vip-check watch
+// and keepalived-watch.conf (-mode watch, the default) or by the one-shot check and
+// keepalived.conf (-mode oneshot), shows the cluster and where the VIP is, runs one
+// switchover while printing the VIP moving and the check's log lines, and tears
+// everything down. Run it as root with `make demo` or `make demo MODE=oneshot` (the
+// packages come from `make deps`).
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -17,12 +20,20 @@ import (
 	"time"
 
 	"github.com/patroni-vip-check/patroni-vip-check/e2e/cluster"
+	"github.com/patroni-vip-check/patroni-vip-check/vipconf"
 )
 
 func main() { os.Exit(run()) }
 
 func run() int {
-	if err := cluster.Preflight(cluster.ModeCheck, nil); err != nil {
+	modeName := flag.String("mode", "watch", "watch: patroni-vip-check watch behind track_file; oneshot: the check as keepalived's vrrp_script")
+	flag.Parse()
+	mode := map[string]cluster.Mode{"watch": cluster.ModeWatch, "oneshot": cluster.ModeCheck}[*modeName]
+	if mode == "" || flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "demo: -mode is watch or oneshot, not %q\n", *modeName)
+		return 1
+	}
+	if err := cluster.Preflight(mode, nil); err != nil {
 		fmt.Fprintf(os.Stderr, "demo: cannot run here: %v; run it as root on Linux after `make deps`: sudo make demo\n", err)
 		return 1
 	}
@@ -52,6 +63,7 @@ func run() int {
 
 	say("== bringing up etcd, three PostgreSQL + Patroni nodes and keepalived (about 15 s)")
 	c, err := cluster.Start(ctx, cluster.Options{
+		Mode:        mode,
 		CheckBinary: bin,
 		Logf:        func(f string, a ...any) { say("   "+f, a...) },
 	})
@@ -96,10 +108,20 @@ func run() int {
 	if err := show(ctx, c, say); err != nil {
 		return fail(err)
 	}
+	if mode == cluster.ModeWatch {
+		say("\nWhat you saw: on node 1 patroni-vip-check.service runs\n   patroni-vip-check watch %s\n"+
+			"which asks the node's own Patroni ten times a second and keeps %s at 1 while\n"+
+			"the node is the primary, else 0. keepalived reads that file (packaging/keepalived-watch.conf,\n"+
+			"\"weight 0 reverse\": anything but 1 is FAULT), so only the primary holds the VIP, and a\n"+
+			"watcher that dies or hangs takes the VIP away. It logs a line only when its answer changes.\n"+
+			"Try the check on a node by hand: patroni-vip-check -v --no-state URL",
+			"http://"+c.Nodes()[0].Addr+":8008/primary", vipconf.DefaultTrackFile)
+		return 0
+	}
 	say("\nWhat you saw: keepalived on node 1 runs\n   %s\n"+
 		"every second (packaging/keepalived.conf; each node asks its own address); only the primary's check\n"+
 		"exits 0, so only the primary holds the VIP.\n"+
-		"The check logs a line only when its answer changes. Try it on a node by hand: patroni-vip-check -v URL",
+		"The check logs a line only when its answer changes. Try it on a node by hand: patroni-vip-check -v --no-state URL",
 		cluster.ScriptCommand(c.KeepalivedConf(1)))
 	return 0
 }
