@@ -28,7 +28,7 @@ func main() {
 	curlCap := flag.Duration("curl-cap", 5*time.Second, "deadline: kill curl after this long")
 	out := flag.String("out", "", "also write the report to this file")
 	vipReps := flag.Int("vip-reps", 5, "vip: runs of each trigger per set-up")
-	trig := flag.String("triggers", "switchover,graceful stop,kill -9,kill -9 of the watcher,watcher hung", "vip: triggers, comma-separated (the watcher's only where there is one)")
+	trig := flag.String("triggers", "switchover,graceful stop,kill -9,REST API hung 3 s,kill -9 of the watcher,watcher hung", "vip: triggers, comma-separated (the watcher's only where there is one)")
 	verbose := flag.Bool("v", false, "vip: show cluster progress and each run's timeline")
 	stackNames := flag.String("stack", "debian12", "vip, cpu: the software stacks the clusters run, comma-separated ("+strings.Join(cluster.StackNames, ", ")+")")
 	before := flag.String("before", "", "cost: also measure this build of the check (an earlier release), in the same rounds")
