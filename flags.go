@@ -19,7 +19,7 @@ import (
 const (
 	defaultURL       = "http://127.0.0.1:8008/primary"
 	defaultTimeout   = vipconf.CheckTimeout
-	defaultInterval  = 100 * time.Millisecond
+	defaultInterval  = 200 * time.Millisecond
 	defaultTrackFile = vipconf.DefaultTrackFile
 	// rootStateDir is root's state directory, and the parent of every
 	// other user's: root-owned and not writable by anyone else, so that
@@ -150,7 +150,7 @@ var flagDefs = []flagDef{
 		set:  func(c *config, v string) error { return setBool(&c.noState, v) }},
 	{names: []string{"interval"}, value: "D", modes: once | watch,
 		help:  "the vrrp_script's interval, when it is a fraction of a second: the check warns when keepalived runs it far less often (keepalived before 2.3.2 ignores a fractional interval)",
-		watch: "how often to ask Patroni (default 100ms)",
+		watch: "how often to ask Patroni (default 200ms)",
 		set:   func(c *config, v string) error { c.intervalSet = true; return setDuration(&c.interval, v) }},
 	{names: []string{"track-file"}, value: "FILE", modes: watch, salvaged: true,
 		help: "the file keepalived's track_file reads: 1 while eligible, else 0 (default " + defaultTrackFile + ")",

@@ -63,7 +63,7 @@ func vrrp2(_ int, conf string) string {
 // find what makes the VIP follow the primary fastest without two holders.
 func tuningSetups(bin string) []setup {
 	s := []setup{{"VRRP v2, advert_int 1", cluster.Options{Mode: cluster.ModeCheck, CheckBinary: bin, EditKeepalived: vrrp2}}}
-	for _, adv := range []string{"1", "0.5", "0.2", "0.1", "0.05"} {
+	for _, adv := range []string{"1", "0.5", "0.2", "0.1", "0.05", "0.02"} {
 		s = append(s, setup{"VRRP v3, advert_int " + adv,
 			cluster.Options{Mode: cluster.ModeCheck, CheckBinary: bin, EditKeepalived: vrrp3(adv)}})
 	}

@@ -15,7 +15,7 @@ func TestTimingEdits(t *testing.T) {
 		t.Fatal(err)
 	}
 	conf := string(b)
-	if c := settings(conf); !strings.Contains(c, "version 3") || !strings.Contains(c, "advert_int 0.05") || !strings.Contains(c, "\n    check_unicast_src\n") {
+	if c := settings(conf); !strings.Contains(c, "version 3") || !strings.Contains(c, "advert_int 0.02") || !strings.Contains(c, "\n    check_unicast_src\n") {
 		t.Fatal("the example configuration is not what these edits expect")
 	}
 	v2 := settings(vrrp2(1, conf))
@@ -24,7 +24,7 @@ func TestTimingEdits(t *testing.T) {
 			t.Errorf("vrrp2: no %q", want)
 		}
 	}
-	for _, gone := range []string{"version 3", "advert_int 0.05", "\n    check_unicast_src\n"} {
+	for _, gone := range []string{"version 3", "advert_int 0.02", "\n    check_unicast_src\n"} {
 		if strings.Contains(v2, gone) {
 			t.Errorf("vrrp2: %q is still there", gone)
 		}

@@ -483,7 +483,7 @@ func (l *lab) expectVIP(why string) {
 }
 
 // expectNoVIP: keepalived does not take the VIP for 3 s (three runs of
-// a 1 s check, and a 0.18 s master-down timer many times over).
+// a 1 s check, and a 0.07 s master-down timer many times over).
 func (l *lab) expectNoVIP(why string) {
 	l.t.Helper()
 	if !never(3*time.Second, l.vipHeld) {

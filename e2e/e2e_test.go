@@ -25,13 +25,13 @@ import (
 )
 
 // Bounds the suite asserts. followBound: from Patroni's new primary running to the VIP on
-// it. keepalived's example settings (advert_int 1, priority 100) let a node whose check
-// has just passed wait for the master-down timer, 3 × advert_int + skew ≈ 3.6 s, after its
-// check's next run (interval 1 s); 8 s leaves room for a loaded two-core machine.
+// it. A node whose check has just passed waits for the master-down timer, 3 × advert_int +
+// skew (0.07 s with the examples' advert_int 0.02, 3.6 s with the curl baseline's 1 s),
+// after its check's next run (at most 1 s); 8 s leaves room for a loaded two-core machine.
 const (
 	followBound  = 8 * time.Second
 	vipGoneBound = 4 * time.Second // from a hung REST API to the VIP gone: one check deadline and a run
-	// quietFor: a steady state with no line; 30 runs of a check every second, 300 polls
+	// quietFor: a steady state with no line; 30 runs of a check every second, 150 polls
 	// of a watcher.
 	quietFor = 30 * time.Second
 	// garpDelay: keepalived's default vrrp_garp_master_delay.

@@ -110,7 +110,7 @@ func run() int {
 	}
 	if mode == cluster.ModeWatch {
 		say("\nWhat you saw: on node 1 patroni-vip-check.service runs\n   patroni-vip-check watch %s\n"+
-			"which asks the node's own Patroni ten times a second and keeps %s at 1 while\n"+
+			"which asks the node's own Patroni five times a second and keeps %s at 1 while\n"+
 			"the node is the primary, else 0. keepalived reads that file (packaging/keepalived-watch.conf,\n"+
 			"\"weight 0 reverse\": anything but 1 is FAULT), so only the primary holds the VIP, and a\n"+
 			"watcher that dies or hangs takes the VIP away. It logs a line only when its answer changes.\n"+
