@@ -276,25 +276,52 @@ func TestPasswordAppearsNowhere(t *testing.T) {
 	}
 }
 
+// startedMarker is the signal that catchSignals ignores last (one of the
+// two it sets by hand), so that seeing it ignored means every disposition
+// is in place. Not SIGHUP: nohup and some supervisors start processes with
+// SIGHUP ignored, children inherit that across exec, and a child would
+// look started before its main ran.
+const startedMarker = 34
+
 // started waits until the process has installed its signal dispositions
 // (the signals it ignores show in /proc/PID/status), the earliest moment
 // Go code of the program has run.
 func started(pid int) bool {
 	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-		if err != nil {
-			return false
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if hex, ok := strings.CutPrefix(line, "SigIgn:\t"); ok {
-				if mask, _ := strconv.ParseUint(hex, 16, 64); mask&(1<<(syscall.SIGHUP-1)) != 0 {
-					return true
-				}
-			}
+		if ignores(pid, startedMarker) {
+			return true
 		}
 		time.Sleep(20 * time.Microsecond)
 	}
 	return false
+}
+
+// ignores reads whether process pid ("self" for 0) ignores signal sig.
+func ignores(pid int, sig int) bool {
+	who := "self"
+	if pid != 0 {
+		who = strconv.Itoa(pid)
+	}
+	b, err := os.ReadFile("/proc/" + who + "/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if hex, ok := strings.CutPrefix(line, "SigIgn:\t"); ok {
+			mask, _ := strconv.ParseUint(hex, 16, 64)
+			return mask&(1<<(sig-1)) != 0
+		}
+	}
+	return false
+}
+
+// needMarkerFree fails a test whose children would inherit the marker
+// ignored, and so look started at exec.
+func needMarkerFree(t *testing.T) {
+	t.Helper()
+	if ignores(0, startedMarker) {
+		t.Fatalf("this test process ignores signal %d, and its children inherit that: run it from a process that does not", startedMarker)
+	}
 }
 
 // TestEverySignalExitsZeroOrOne: whatever signal arrives, at whatever
@@ -308,6 +335,7 @@ func TestEverySignalExitsZeroOrOne(t *testing.T) {
 		io.WriteString(w, `{"state":"running","role":"master"}`)
 	}))
 	defer slow.Close()
+	needMarkerFree(t)
 	c := newCmd(t)
 	skip := map[syscall.Signal]bool{syscall.SIGKILL: true, syscall.SIGSTOP: true, syscall.SIGTSTP: true,
 		syscall.SIGTTIN: true, syscall.SIGTTOU: true, syscall.SIGCONT: true}
@@ -412,6 +440,7 @@ func TestFullStderr(t *testing.T) {
 // at any moment, exits with the status its line says: 0 with "primary",
 // 1 with anything else.
 func TestExitAgreesWithLine(t *testing.T) {
+	needMarkerFree(t)
 	p := newPatroni(200, "master")
 	defer p.Close()
 	c := newCmd(t)
