@@ -361,6 +361,37 @@ func (s *suite) failover(t *testing.T, tr cluster.Trigger) {
 	s.restore(t)
 }
 
+// skippedRuns splits keepalived's lines into those saying it skipped a run of the
+// check because the last one was still going ("already running ... skipping run"),
+// and the rest.
+func skippedRuns(lines []cluster.LogLine) (rest, skipped []cluster.LogLine) {
+	for _, l := range lines {
+		if strings.Contains(l.Message, "skipping run") {
+			skipped = append(skipped, l)
+		} else {
+			rest = append(rest, l)
+		}
+	}
+	return rest, skipped
+}
+
+// allowSkips accepts keepalived skipping the odd run of a check every 0.2 s on this
+// loaded machine (four clusters on two cores, where a run's start-up has reached 85 ms):
+// the run before it is still going, and its answer stands. More than one in twenty runs
+// of the window would mean the timers are wrong.
+func (s *suite) allowSkips(t *testing.T, n *cluster.Node, skipped []cluster.LogLine, window time.Duration, when string) {
+	t.Helper()
+	if len(skipped) == 0 {
+		return
+	}
+	runs := int(window / scriptInterval(t, s.c.KeepalivedConf(1)))
+	if len(skipped)*20 > runs {
+		t.Errorf("%s keepalived skipped %d of about %d runs %s: the check overran the interval:\n%s", n.Name, len(skipped), runs, when, joinLines(skipped))
+		return
+	}
+	t.Logf("%s keepalived skipped %d of about %d runs %s (the run before was still going)", n.Name, len(skipped), runs, when)
+}
+
 // scriptInterval is the interval of conf's vrrp_script, a minute if it has none.
 func scriptInterval(t *testing.T, conf string) time.Duration {
 	m := regexp.MustCompile(`(?m)^\s*interval\s+(\S+)`).FindStringSubmatch(conf)
@@ -423,22 +454,13 @@ func (s *suite) hung(t *testing.T) {
 	// ("already running"). That is harmless, the last run failed too; more than one
 	// in twenty would mean the timers are wrong.
 	old := c.Node(m.Old)
-	skipped := 0
-	for _, l := range old.Syslog("Keepalived_vrrp", m.Trigger) {
-		switch {
-		case strings.Contains(l.Message, "timed out") || strings.Contains(l.Message, "timed_out"):
+	rest, skipped := skippedRuns(old.Syslog("Keepalived_vrrp", m.Trigger))
+	for _, l := range rest {
+		if strings.Contains(l.Message, "timed out") || strings.Contains(l.Message, "timed_out") {
 			t.Errorf("%s keepalived: %s", old.Name, l.Message)
-		case strings.Contains(l.Message, "skipping run"):
-			skipped++
 		}
 	}
-	if skipped > 0 {
-		runs := int(s.pauseFor() / scriptInterval(t, s.c.KeepalivedConf(1)))
-		t.Logf("%s keepalived skipped %d of about %d runs while Patroni hung", old.Name, skipped, runs)
-		if skipped*20 > runs {
-			t.Errorf("%s keepalived skipped %d of about %d runs while Patroni hung: the check overran the interval", old.Name, skipped, runs)
-		}
-	}
+	s.allowSkips(t, old, skipped, s.pauseFor(), "while Patroni hung")
 	if svc := old.Service(); svc != nil {
 		for _, e := range svc.Events(m.Trigger) {
 			if e.What != "start" && e.What != "ready" {
@@ -498,6 +520,8 @@ func (s *suite) quietLogs(t *testing.T) {
 			t.Errorf("%s: the check logged %d lines in %v of steady state, want 0:\n%s", n.Name, len(lines), quietFor, joinLines(lines))
 		}
 		lines, stalls := cluster.WithoutStalls(n.Syslog("Keepalived_vrrp", from))
+		lines, skipped := skippedRuns(lines)
+		s.allowSkips(t, n, skipped, quietFor, "in a steady state")
 		if len(lines) != 0 {
 			t.Errorf("%s: keepalived logged %d lines in %v of steady state:\n%s", n.Name, len(lines), quietFor, joinLines(lines))
 		}
