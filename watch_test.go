@@ -118,6 +118,26 @@ func TestWatchFollowsPatroni(t *testing.T) {
 	}
 }
 
+// TestWatchStopSignals: every signal that asks a watcher to stop (a
+// person's SIGINT or SIGHUP, SIGQUIT, and the SIGABRT that a systemd older
+// than 240 sends for its watchdog) leaves 0 in the track file and exits 0,
+// like SIGTERM.
+func TestWatchStopSignals(t *testing.T) {
+	p := newPatroni(200, "master")
+	defer p.Close()
+	c := newCmd(t)
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGABRT} {
+		w := startWatch(t, c, nil, p.URL+"/primary")
+		w.await("1", 5*time.Second)
+		if code := w.signal(sig); code != 0 {
+			t.Errorf("exit %d after %v, want 0", code, sig)
+		}
+		if v := w.value(); v != "0" {
+			t.Errorf("after %v the track file says %q, want 0", sig, v)
+		}
+	}
+}
+
 // TestWatchRepairsTrackFile: a track file deleted or overwritten by
 // someone else is written again at the next poll.
 func TestWatchRepairsTrackFile(t *testing.T) {
