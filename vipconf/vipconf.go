@@ -383,7 +383,7 @@ primary about a second after its promotion instead of four (BENCHMARKS.md).`
 the VIP reaches a new primary within one poll and 0.07 s of its promotion.`
 	case s.fast():
 		after = fmt.Sprintf(`With the check every %s s, the VIP reaches a new
-primary about a quarter of a second after its promotion.`, seconds(FastInterval))
+primary within a quarter of a second of its promotion.`, seconds(FastInterval))
 	}
 	w.Comment(`VRRP version 3, for adverts every 20 ms. A node whose check starts passing
 leaves FAULT for BACKUP and becomes MASTER when no advert has come for
