@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/patroni-vip-check/patroni-vip-check/check"
+	"github.com/patroni-vip-check/patroni-vip-check/sink"
 	"github.com/patroni-vip-check/patroni-vip-check/system"
 	"github.com/patroni-vip-check/patroni-vip-check/vipconf"
 )
@@ -71,7 +73,7 @@ func keepalivedConf(ctx context.Context, args []string, stdout, stderr io.Writer
 		return subcommandError(stderr, err)
 	}
 	for _, w := range warnings {
-		fmt.Fprintf(stderr, "patroni-vip-check: warning: %s\n", w)
+		fmt.Fprintf(stderr, "patroni-vip-check: warning: %s\n", oneLine(w))
 	}
 	if _, err := stdout.Write(out); err != nil {
 		return subcommandError(stderr, fmt.Errorf("writing the configuration: %w", err))
@@ -150,6 +152,14 @@ func subcommandFlagError(err error) error {
 
 // subcommandError writes err as the command's one error line; 1.
 func subcommandError(stderr io.Writer, err error) int {
-	fmt.Fprintf(stderr, "patroni-vip-check: error: %s\n", strings.Join(strings.Fields(err.Error()), " "))
+	fmt.Fprintf(stderr, "patroni-vip-check: error: %s\n", oneLine(err.Error()))
 	return 1
+}
+
+// oneLine makes a message of keepalived-conf or doctor, which may quote
+// Patroni's configuration and answers or a URL, safe for one line: its
+// whitespace folded, a URL's password hidden, control characters escaped
+// and the length bounded, as in the check's own lines.
+func oneLine(s string) string {
+	return sink.Clean(check.RedactText(strings.Join(strings.Fields(s), " ")), sink.MaxMessage)
 }

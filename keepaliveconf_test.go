@@ -188,6 +188,8 @@ func TestKeepalivedConfErrors(t *testing.T) {
 			return s
 		}, []string{"--vip", "198.51.100.100/24", "--peer", "198.51.100.12"}, "no interface holds 198.51.100.11"},
 		{"vip is node", func() *system.Fake { return labNode("2.2.7") }, []string{"--vip", "198.51.100.11/24", "--peer", "198.51.100.12"}, "this node's own address"},
+		{"password in url", func() *system.Fake { return labNode("2.2.7") },
+			[]string{"--vip", "198.51.100.100/24", "--url", "ftp://u:S3CRET@198.51.100.11:8008/primary"}, `--url "ftp://u:xxxxx@198.51.100.11:8008/primary"`},
 	}
 	for _, tc := range cases {
 		code, out, errs := runConf(t, tc.sys(), tc.args...)
@@ -195,6 +197,9 @@ func TestKeepalivedConfErrors(t *testing.T) {
 		if code != 1 || out != "" || len(lines) != 1 || !strings.HasPrefix(errs, "patroni-vip-check: error: ") ||
 			!strings.Contains(errs, tc.want) || strings.HasSuffix(strings.TrimSpace(errs), ".") {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q, want one error line with %q", tc.name, code, out, errs, tc.want)
+		}
+		if strings.Contains(errs, "S3CRET") {
+			t.Errorf("%s: the password shows: %q", tc.name, errs)
 		}
 	}
 	code, out, _ := runConf(t, labNode("2.2.7"), "--help")

@@ -644,6 +644,20 @@ func TestUserWithColon(t *testing.T) {
 	}
 }
 
+// TestRedactText: every URL of a text loses its password, quoted or not;
+// the rest of the text is kept byte for byte.
+func TestRedactText(t *testing.T) {
+	for in, want := range map[string]string{
+		"no URL here: user@host":                                 "no URL here: user@host",
+		`--url "http://u:SECRET@198.51.100.11:8008/x": bad`:      `--url "http://u:xxxxx@198.51.100.11:8008/x": bad`,
+		"runs  /usr/bin/c  and drops http://u:SECRET@h:1/p  --v": "runs  /usr/bin/c  and drops http://u:xxxxx@h:1/p  --v",
+	} {
+		if got := RedactText(in); got != want {
+			t.Errorf("RedactText(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestRedact(t *testing.T) {
 	for in, want := range map[string]string{
 		"http://127.0.0.1:8008/primary":               "http://127.0.0.1:8008/primary",

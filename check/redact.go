@@ -35,3 +35,16 @@ func Redact(s string) string {
 	}
 	return prefix + rest[:colon] + ":xxxxx" + rest[at:]
 }
+
+// RedactText hides the passwords of the URLs in a text (an error, a command
+// line): each space-separated word is redacted as Redact does.
+func RedactText(s string) string {
+	if !strings.Contains(s, "@") {
+		return s
+	}
+	words := strings.Split(s, " ")
+	for i, w := range words {
+		words[i] = Redact(w)
+	}
+	return strings.Join(words, " ")
+}

@@ -16,7 +16,9 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
+	"github.com/patroni-vip-check/patroni-vip-check/check"
 	"github.com/patroni-vip-check/patroni-vip-check/keepalived"
 	"github.com/patroni-vip-check/patroni-vip-check/patroni"
 	"github.com/patroni-vip-check/patroni-vip-check/system"
@@ -229,10 +231,18 @@ func (d *doctor) loadPatroni() {
 	}
 }
 
-// show makes a value from outside safe and short for a one-line finding.
+// show makes a value from outside safe and short for a one-line finding:
+// a password in a URL (a script line's, an error's) shows as xxxxx, as in
+// the check's own lines, and the rest is cut to 300 bytes and quoted if it
+// holds anything unprintable.
 func show(s string) string {
+	s = check.RedactText(s)
 	if len(s) > 300 {
-		s = s[:300] + "..."
+		n := 300
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s = s[:n] + "..."
 	}
 	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
 		return strconv.Quote(s)

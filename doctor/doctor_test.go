@@ -34,14 +34,14 @@ func elfHeader() []byte {
 	return h
 }
 
-// check answers as patroni-vip-check does: --version, and a -v run whose
+// fakeCheck answers as patroni-vip-check does: --version, and a -v run whose
 // stderr names the verdict's reason.
-type check struct {
+type fakeCheck struct {
 	reason string // "eligible", "not-eligible", "unreachable"...
 	broken bool   // exec fails
 }
 
-func (c *check) run(cmd system.Cmd) system.Result {
+func (c *fakeCheck) run(cmd system.Cmd) system.Result {
 	if c.broken {
 		return system.Result{ExitCode: -1, Err: &fs.PathError{Op: "fork/exec", Path: cmd.Path, Err: errExecFormat{}}}
 	}
@@ -67,7 +67,7 @@ func (errExecFormat) Error() string { return "exec format error" }
 // running the watcher.
 type node struct {
 	sys   *system.Fake
-	check *check
+	check *fakeCheck
 	opts  Options
 }
 
@@ -77,7 +77,7 @@ func newNode(t *testing.T, example string, v keepalived.Version) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &node{check: &check{reason: "eligible"}}
+	n := &node{check: &fakeCheck{reason: "eligible"}}
 	dir := fs.ModeDir
 	n.sys = &system.Fake{
 		Files: map[string]*system.File{
@@ -627,6 +627,33 @@ func TestStrtol(t *testing.T) {
 	for _, in := range []string{"", "yes", "-", "99999999999999999999"} {
 		if _, ok := strtol([]byte(in)); ok {
 			t.Errorf("strtol(%q) ok", in)
+		}
+	}
+}
+
+// TestNoPasswordInFindings: a password in the check's URL shows as xxxxx in
+// every finding, whether the URL is the one the check asks or words that
+// keepalived drops from an unquoted script line.
+func TestNoPasswordInFindings(t *testing.T) {
+	const url = "http://198.51.100.11:8008/primary"
+	const secret = "http://watch:S3CRET@198.51.100.11:8008/primary"
+	for _, edit := range []struct{ from, to string }{
+		{url, secret},
+		{`script "/usr/bin/patroni-vip-check ` + url + `"`, `script /usr/bin/patroni-vip-check ` + secret},
+	} {
+		n := newNode(t, "keepalived.conf", v227)
+		n.edit(t, edit.from, edit.to)
+		fs := n.run()
+		shown := false
+		for _, f := range fs {
+			line := f.String()
+			if strings.Contains(line, "S3CRET") {
+				t.Errorf("the password shows: %s", line)
+			}
+			shown = shown || strings.Contains(line, "watch:xxxxx@198.51.100.11")
+		}
+		if !shown {
+			t.Errorf("no finding names the URL (%s):\n%v", edit.to, fs)
 		}
 	}
 }
