@@ -401,12 +401,15 @@ func (l *lab) wrap(ns string, mounts string, argv ...string) []string {
 }
 
 // start runs keepalived in the foreground with the lab's pid files.
-func (l *lab) start(conf string) {
+func (l *lab) start(conf string) { l.startIn("", conf) }
+
+// startIn is start with extra mounts (shell commands, as wrap takes them).
+func (l *lab) startIn(mounts, conf string) {
 	l.t.Helper()
 	l.stop()
 	l.kalog = &syncBuffer{}
 	pid := func(n string) string { return l.path(n + ".pid") }
-	argv := l.wrap(l.ns, "", "/usr/sbin/keepalived", "-n", "-l", "-D", "-f", conf,
+	argv := l.wrap(l.ns, mounts, "/usr/sbin/keepalived", "-n", "-l", "-D", "-f", conf,
 		"-p", pid("keepalived"), "-r", pid("vrrp"), "-c", pid("checkers"), "-b", pid("bfd"))
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = l.kalog, l.kalog
@@ -479,6 +482,14 @@ func (l *lab) expectVIP(why string) {
 	l.t.Helper()
 	if !eventually(10*time.Second, l.vipHeld) {
 		l.t.Errorf("keepalived %s did not take the VIP (%s):\n%s", l.f.version, why, l.kalog.String())
+	}
+}
+
+// expectVIPGone: keepalived gives the VIP up within 5 s.
+func (l *lab) expectVIPGone(why string) {
+	l.t.Helper()
+	if !eventually(5*time.Second, func() bool { return !l.vipHeld() }) {
+		l.t.Errorf("keepalived %s kept the VIP (%s):\n%s", l.f.version, why, l.kalog.String())
 	}
 }
 

@@ -126,6 +126,21 @@ func (d *doctor) labelType(name string) (string, error) {
 	return f[2], nil
 }
 
+// checkedLabel is the type of the label of a file the doctor judges under
+// SELinux: ok is false when SELinux is off, or when the label cannot be
+// read (a warning then says so).
+func (d *doctor) checkedLabel(pos keepalived.Pos, name string) (typ string, ok bool) {
+	if d.selinux.mode == "" {
+		return "", false
+	}
+	typ, err := d.labelType(name)
+	if err != nil {
+		d.warn(pos, "restorecon -v "+name, "cannot read the SELinux label of %s: %s", show(name), errText(err))
+		return "", false
+	}
+	return typ, true
+}
+
 // denied reports a refusal: a failure when enforcing, else a warning.
 func (d *doctor) denied(pos keepalived.Pos, fix, format string, args ...any) {
 	if d.selinux.mode == "enforcing" {
@@ -137,12 +152,8 @@ func (d *doctor) denied(pos keepalived.Pos, fix, format string, args ...any) {
 
 // selinuxExec: keepalived_t must be allowed to run the check.
 func (d *doctor) selinuxExec(pos keepalived.Pos, exe string) {
-	if d.selinux.mode == "" {
-		return
-	}
-	typ, err := d.labelType(exe)
-	if err != nil {
-		d.warn(pos, "restorecon -v "+exe, "cannot read the SELinux label of %s: %s", show(exe), errText(err))
+	typ, ok := d.checkedLabel(pos, exe)
+	if !ok {
 		return
 	}
 	if !allowed(typ, false, execHere|execOwn) {
@@ -180,12 +191,8 @@ func (d *doctor) selinuxPort(pos keepalived.Pos, rawURL string) {
 
 // selinuxStateDir: the check, as keepalived_t, keeps files there.
 func (d *doctor) selinuxStateDir(pos keepalived.Pos, dir string) {
-	if d.selinux.mode == "" {
-		return
-	}
-	typ, err := d.labelType(dir)
-	if err != nil {
-		d.warn(pos, "restorecon -v "+dir, "cannot read the SELinux label of %s: %s", show(dir), errText(err))
+	typ, ok := d.checkedLabel(pos, dir)
+	if !ok {
 		return
 	}
 	if !allowed(typ, true, addFiles) {
@@ -209,12 +216,8 @@ func (d *doctor) selinuxStateDir(pos keepalived.Pos, dir string) {
 
 // selinuxTrackFile: keepalived watches the directory and reads the file.
 func (d *doctor) selinuxTrackFile(pos keepalived.Pos, dir, file string) {
-	if d.selinux.mode == "" {
-		return
-	}
-	typ, err := d.labelType(dir)
-	if err != nil {
-		d.warn(pos, "restorecon -v "+dir, "cannot read the SELinux label of %s: %s", show(dir), errText(err))
+	typ, ok := d.checkedLabel(pos, dir)
+	if !ok {
 		return
 	}
 	if !allowed(typ, true, watchDir) {
@@ -222,7 +225,7 @@ func (d *doctor) selinuxTrackFile(pos keepalived.Pos, dir, file string) {
 			"%s is labelled %s: keepalived may not watch it, and never sees the file change", show(dir), typ)
 		return
 	}
-	typ, err = d.labelType(file)
+	typ, err := d.labelType(file)
 	if err != nil {
 		return // absent: it takes the directory's label when written
 	}

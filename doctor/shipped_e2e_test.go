@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // packageMounts is the shell that sets up the packages' paths.
@@ -31,20 +30,7 @@ func (l *lab) packageMounts() string {
 }
 
 // startPackaged runs keepalived with the packages' paths in place.
-func (l *lab) startPackaged(conf string) {
-	l.t.Helper()
-	l.stop()
-	l.kalog = &syncBuffer{}
-	pid := func(n string) string { return l.path(n + ".pid") }
-	argv := l.wrap(l.ns, l.packageMounts(), "/usr/sbin/keepalived", "-n", "-l", "-D", "-f", conf,
-		"-p", pid("keepalived"), "-r", pid("vrrp"), "-c", pid("checkers"), "-b", pid("bfd"))
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout, cmd.Stderr = l.kalog, l.kalog
-	cmd.SysProcAttr = setpgid()
-	must(l.t, cmd.Start())
-	l.ka = cmd
-	l.t.Cleanup(l.stop)
-}
+func (l *lab) startPackaged(conf string) { l.startIn(l.packageMounts(), conf) }
 
 // configTest is keepalived -t on conf: its exit status and output.
 func (l *lab) configTest(conf string) (int, string) {
@@ -87,9 +73,7 @@ func TestShippedExamples(t *testing.T) {
 				l.write("run/eligible", "1\n", 0o644)
 				l.expectVIP("the file says 1")
 				l.write("run/eligible", "0\n", 0o644)
-				if !eventually(5*time.Second, func() bool { return !l.vipHeld() }) {
-					t.Errorf("keepalived %s kept the VIP after the file said 0", l.f.version)
-				}
+				l.expectVIPGone("the file says 0")
 			} else {
 				l.patr.set(http.StatusServiceUnavailable, 0)
 				l.startPackaged(conf)
