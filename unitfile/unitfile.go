@@ -20,7 +20,10 @@ type Unit map[string][]KV
 type KV struct{ Key, Value string }
 
 // Parse reads a unit file. Comments (# and ;) and blank lines are skipped,
-// a line ending in a backslash continues on the next.
+// a line ending in a backslash continues on the next. Written here rather
+// than with go-systemd's unit package, which this module already has:
+// unit.Deserialize refuses lines over 2048 bytes, where systemd reads up to
+// 1 MB (systemd.syntax(7)), and it has nothing for Exec lines.
 func Parse(text string) (Unit, error) {
 	u := Unit{}
 	section := ""
@@ -30,6 +33,11 @@ func Parse(text string) (Unit, error) {
 	for sc.Scan() {
 		n++
 		line := strings.TrimSpace(sc.Text())
+		if pending != "" && line != "" && (line[0] == '#' || line[0] == ';') {
+			// A comment inside a continuation is skipped, and the line
+			// goes on after it (systemd.syntax(7)).
+			continue
+		}
 		if pending != "" {
 			line = pending + " " + line
 			pending = ""

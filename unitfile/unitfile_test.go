@@ -105,3 +105,18 @@ func FuzzCommand(f *testing.F) {
 		}
 	})
 }
+
+// TestContinuation: a backslash continues a line with a space, and a comment
+// block inside the continuation is skipped (systemd.syntax(7)'s example).
+func TestContinuation(t *testing.T) {
+	u, err := Parse("[Service]\nExecStart=/usr/bin/patroni-vip-check watch \\\n# the node's URL:\n; (or another)\n    http://198.51.100.11:8008/primary\nRestart=always\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := u.Get("Service", "ExecStart"); got != "/usr/bin/patroni-vip-check watch  http://198.51.100.11:8008/primary" {
+		t.Errorf("ExecStart=%q", got)
+	}
+	if got := u.Get("Service", "Restart"); got != "always" {
+		t.Errorf("Restart=%q", got)
+	}
+}
