@@ -11,29 +11,39 @@ TAGS    := nethttpomithttp2
 export CGO_ENABLED = 0
 
 
-.PHONY: build test unit unit-ci fuzz e2e doctor-e2e rootfs demo package package-test bench deps clean FORCE
+.PHONY: build test unit unit-ci lint fuzz e2e doctor-e2e rootfs demo package package-test bench deps clean FORCE
 
-build: bin/patroni-vip-check
+# Two binaries: the check keepalived runs (and the watch), and the set-up
+# commands (keepalived-conf, doctor), which the check runs when asked, so
+# that keepalived's path carries none of their code (README, "Layout").
+build: bin/patroni-vip-check bin/patroni-vip-check-setup
 
 bin/patroni-vip-check: FORCE
 	$(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $@ .
 
+bin/patroni-vip-check-setup: FORCE
+	$(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $@ ./cmd/patroni-vip-check-setup
+
 FORCE:
+
+# lint: gofmt, go vet (every file, the end-to-end ones included) and
+# staticcheck (pinned in tools/go.mod); any finding fails.
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+		if [ -n "$$unformatted" ]; then echo "gofmt would change:" $$unformatted >&2; exit 1; fi
+	$(GO) vet -tags e2e ./...
+	$(GO) tool -modfile=tools/go.mod staticcheck -tags e2e ./...
 
 # unit: the Go tests: httptest and raw listeners, the command run as
 # keepalived runs it, state files, log sinks (rsyslog when installed),
 # fuzz seeds. Any user; tests that need root skip themselves.
-unit:
-	$(GO) vet ./...
-	$(GO) vet -tags e2e ./e2e/... ./doctor/... ./bench/...
+unit: lint
 	$(GO) test -count=1 ./...
 
 # unit-ci: the unit tests as CI runs them: as root, where no test may skip
 # (rsyslog and every root-only test are required), then again as an
 # unprivileged user, as a newcomer runs `make unit`.
-unit-ci:
-	$(GO) vet ./...
-	$(GO) vet -tags e2e ./e2e/... ./doctor/... ./bench/...
+unit-ci: lint
 	@mkdir -p bin
 	PVC_REQUIRE_RSYSLOG=1 PVC_REQUIRE_ROOT=1 $(GO) test -count=1 -v ./... >bin/unit.log 2>&1 || \
 		{ grep -E -- '^(\s*--- FAIL|FAIL|ok|panic)|_test.go:' bin/unit.log; exit 1; }
@@ -71,7 +81,7 @@ e2e: build
 doctor-e2e: build
 	PVC_REQUIRE_ROOT=1 PVC_BIN=$(CURDIR)/bin/patroni-vip-check \
 	PVC_DEBIAN13_ROOT=$$($(GO) run ./e2e/mkrootfs debian13) \
-	$(GO) test -tags e2e -count=1 -timeout 15m ./doctor/
+	$(GO) test -tags e2e -count=1 -timeout 15m ./internal/doctor/
 
 # rootfs: build (or find in /var/cache/patroni-vip-check) the root filesystem
 # of each STACK that runs from one: debootstrap from the mirror the host's apt
@@ -92,27 +102,18 @@ demo: build
 # package: one .deb and one .rpm in dist/ (GOARCH=arm64 for arm64), built
 # by nfpm, pinned in tools/go.mod; the man page from packaging/*.1.md.
 package: build
-	packaging/build.sh bin/patroni-vip-check $(VERSION)
+	packaging/build.sh bin/patroni-vip-check bin/patroni-vip-check-setup $(VERSION)
 
 # package-test: contents, lintian, rpmlint, a real install and removal,
 # and keepalived accepting the installed check (root, network namespace).
 package-test: package
 	packaging/test.sh
 
-# fuzz: each fuzz target for FUZZTIME; new findings land in testdata/fuzz.
+# fuzz: every fuzz target of the module (found by tools/fuzz.sh, not listed
+# here) for FUZZTIME each; new findings land in the package's testdata/fuzz.
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzJudge$$' -fuzztime $(FUZZTIME) ./check
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./ratelimit
-	$(GO) test -run '^$$' -fuzz '^FuzzParseArgs$$' -fuzztime $(FUZZTIME) .
-	$(GO) test -run '^$$' -fuzz '^FuzzClean$$' -fuzztime $(FUZZTIME) ./sink
-	$(GO) test -run '^$$' -fuzz '^FuzzCommand$$' -fuzztime $(FUZZTIME) ./unitfile
-	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./keepalived
-	$(GO) test -run '^$$' -fuzz '^FuzzVersionFromOutput$$' -fuzztime $(FUZZTIME) ./keepalived
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./patroni
-	$(GO) test -run '^$$' -fuzz '^FuzzParseCluster$$' -fuzztime $(FUZZTIME) ./patroni
-	for f in FuzzTmpfilesDirectories FuzzExecStartArgv FuzzConfigArg FuzzStrtol; do \
-		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./doctor || exit 1; done
+	FUZZTIME=$(FUZZTIME) tools/fuzz.sh
 
 # bench: per-run cost and deadline adherence side by side with curl; the
 # VIP's movement with real Patroni and keepalived on each BENCH_STACK (curl,

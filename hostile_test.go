@@ -27,6 +27,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/patroni-vip-check/patroni-vip-check/internal/cmdline"
 	"github.com/patroni-vip-check/patroni-vip-check/ratelimit"
 )
 
@@ -430,7 +431,7 @@ func TestFullStderr(t *testing.T) {
 		if got := x.ProcessState.ExitCode(); got != tc.want {
 			t.Errorf("%q with a full stderr: %v, want exit %d", tc.args, err, tc.want)
 		}
-		if !raceEnabled && took > defaultTimeout+grace+200*time.Millisecond {
+		if !raceEnabled && took > cmdline.DefaultTimeout+grace+200*time.Millisecond {
 			t.Errorf("%q with a full stderr took %v", tc.args, took)
 		}
 	}

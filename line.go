@@ -14,8 +14,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/patroni-vip-check/patroni-vip-check/check"
+	"github.com/patroni-vip-check/patroni-vip-check/internal/sink"
 	"github.com/patroni-vip-check/patroni-vip-check/ratelimit"
-	"github.com/patroni-vip-check/patroni-vip-check/sink"
 )
 
 // verdict is one result with what a line about it needs.

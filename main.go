@@ -13,15 +13,15 @@
 // Following one check through the code:
 //
 //	main.go     the entry point, the subcommands, what signals do
-//	flags.go    the command line of both lifecycles
+//	internal/cmdline  the command line of both lifecycles
 //	once.go     a single run, as keepalived's vrrp_script: one deadline,
 //	            its fences, the state file, the exit status
 //	watch.go    patroni-vip-check watch: the poll loop and the track file
 //	line.go     the one way from a result to a log line, and -v
 //
-// and the two commands that set a node up: keepaliveconf.go
-// (patroni-vip-check keepalived-conf, package vipconf) and doctor.go
-// (patroni-vip-check doctor, package doctor).
+// and setup.go, which hands the commands that set a node up
+// (keepalived-conf and doctor) to a binary of their own,
+// patroni-vip-check-setup (cmd/patroni-vip-check-setup).
 package main
 
 import (
@@ -35,6 +35,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/patroni-vip-check/patroni-vip-check/internal/cmdline"
 )
 
 // version is set at build time: -ldflags "-X main.version=..."
@@ -49,6 +51,12 @@ func main() {
 // when something below hangs.
 func run(args []string, stdout, stderr io.Writer) (code int) {
 	start := time.Now()
+	sub, rest := cmdline.Split(args)
+	if sub == cmdline.SubKeepalivedConf || sub == cmdline.SubDoctor {
+		// Before any signal is set to be ignored: the set-up binary would
+		// inherit that.
+		return runSetup(args, stderr)
+	}
 	stop := catchSignals()
 	defer func() {
 		if p := recover(); p != nil {
@@ -56,25 +64,10 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 			code = 1
 		}
 	}()
-	if len(args) > 0 {
-		switch args[0] {
-		case "watch":
-			return runWatch(args[1:], stop, stdout, stderr)
-		case "keepalived-conf":
-			go exitOnSignal(stop)
-			return runKeepalivedConf(args[1:], stdout, stderr)
-		case "doctor":
-			go exitOnSignal(stop)
-			return runDoctor(args[1:], stdout, stderr)
-		}
+	if sub == cmdline.SubWatch {
+		return runWatch(rest, stop, stdout, stderr)
 	}
-	return runOnce(args, start, stop, stdout, stderr)
-}
-
-// exitOnSignal ends an interactive command on SIGTERM or SIGINT.
-func exitOnSignal(stop <-chan os.Signal) {
-	<-stop
-	os.Exit(1)
+	return runOnce(rest, start, stop, stdout, stderr)
 }
 
 // catchSignals keeps every signal from ending the process with a status
@@ -87,9 +80,9 @@ func exitOnSignal(stop <-chan os.Signal) {
 // still a crash when a fault raises it; sent by kill(2), it is delivered
 // here and ignored.
 //
-// It is called first thing, synchronously: a handler installed later (the
-// first release did it from a goroutine, to save 0.2 ms) leaves a window in
-// which SIGTERM kills the process by signal. What remains is the Go
+// It is called first thing, synchronously: a handler installed later (from
+// a goroutine, say, which saves 0.2 ms) leaves a window in which SIGTERM
+// kills the process by signal. What remains is the Go
 // runtime's own start, before main, about a millisecond after exec.
 func catchSignals() chan os.Signal {
 	stop := make(chan os.Signal, 2)
@@ -125,3 +118,6 @@ func ignoreLibcSignals() {
 		unix.RawSyscall6(unix.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
 	}
 }
+
+// userAgent names this build to Patroni.
+func userAgent() string { return "patroni-vip-check/" + version }

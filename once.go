@@ -8,10 +8,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -22,8 +24,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/patroni-vip-check/patroni-vip-check/check"
+	"github.com/patroni-vip-check/patroni-vip-check/internal/cmdline"
+	"github.com/patroni-vip-check/patroni-vip-check/internal/sink"
 	"github.com/patroni-vip-check/patroni-vip-check/ratelimit"
-	"github.com/patroni-vip-check/patroni-vip-check/sink"
 )
 
 // plan is the timing of one run. Everything derives from its start and
@@ -57,10 +60,6 @@ func newPlan(start time.Time, timeout time.Duration) plan {
 	}
 }
 
-// retryWait is the pause before a retry: long enough for a reset listener
-// to come back, short enough to fit twice in the default deadline.
-const retryWait = 25 * time.Millisecond
-
 // exitStatus is decided once, and agrees with the line logged. The run
 // settles it as soon as its verdict is known, before any line about that
 // verdict; a fence (the watchdog, a second signal) that fires before then
@@ -87,8 +86,9 @@ func (e *exitStatus) settle(code int) {
 
 // onceRun is one run after its flags are parsed.
 type onceRun struct {
-	cfg    config
+	cfg    cmdline.Config
 	plan   plan
+	stdout io.Writer // --json
 	stderr io.Writer
 	exit   exitStatus
 	cancel context.CancelFunc // ends the request
@@ -96,18 +96,18 @@ type onceRun struct {
 }
 
 func runOnce(args []string, start time.Time, stop <-chan os.Signal, stdout, stderr io.Writer) int {
-	cfg, err := parseArgs(once, args)
+	cfg, err := cmdline.Parse(cmdline.Once, args)
 	switch {
-	case err == nil && cfg.help:
-		fmt.Fprint(stdout, usage(once))
+	case err == nil && cfg.Help:
+		fmt.Fprint(stdout, cmdline.Usage(cmdline.Once))
 		return 0
-	case err == nil && cfg.version:
+	case err == nil && cfg.Version:
 		fmt.Fprintf(stdout, "patroni-vip-check %s\n", version)
 		return 0
 	case err != nil:
-		cfg = salvage(once, args) // its error is logged where the user asked, in the default time
+		cfg = cmdline.Salvage(cmdline.Once, args) // its error is logged where the user asked, in the default time
 	}
-	r := &onceRun{cfg: cfg, plan: newPlan(start, cfg.timeout), stderr: stderr}
+	r := &onceRun{cfg: cfg, plan: newPlan(start, cfg.Timeout), stdout: stdout, stderr: stderr}
 	r.exit.code = -1
 	r.exit.reported = make(chan struct{})
 	r.ctx, r.cancel = context.WithDeadline(context.Background(), r.plan.request)
@@ -123,28 +123,14 @@ func runOnce(args []string, start time.Time, stop <-chan os.Signal, stdout, stde
 
 func (r *onceRun) check() int {
 	cfg := r.cfg
-	checker, err := check.New(check.Options{
-		URL:            cfg.url,
-		ConnectTimeout: cfg.connectTimeout,
-		Retries:        cfg.retries,
-		RetryWait:      retryWait,
-		StatusOnly:     cfg.statusOnly,
-		CACert:         cfg.cacert,
-		Cert:           cfg.cert,
-		Key:            cfg.key,
-		ServerName:     cfg.servername,
-		Insecure:       cfg.insecure,
-		User:           cfg.user,
-		PasswordFile:   cfg.passwordFile,
-		UserAgent:      "patroni-vip-check/" + version,
-	})
-	v := verdict{url: check.Redact(cfg.url), endpoint: check.EndpointFor(""), insecure: cfg.insecure}
+	checker, err := check.New(cfg.CheckOptions(userAgent()))
+	v := verdict{url: check.Redact(cfg.URL), endpoint: check.EndpointFor(""), insecure: cfg.Insecure}
 	if err != nil {
 		v.res = check.Result{Class: check.Config, Err: err}
 	} else {
 		v.url, v.endpoint = checker.URL(), checker.Endpoint()
-		if cfg.verbose {
-			trace{r.stderr}.start(v.url, time.Until(r.plan.request), cfg.connectTimeout, cfg.retries)
+		if cfg.Verbose {
+			trace{r.stderr}.start(v.url, time.Until(r.plan.request), cfg.ConnectTimeout, cfg.Retries)
 		}
 		v.res = checker.Check(r.ctx)
 	}
@@ -153,8 +139,11 @@ func (r *onceRun) check() int {
 		code = 0
 	}
 	r.exit.settle(code)
-	if cfg.verbose {
+	if cfg.Verbose {
 		trace{r.stderr}.result(v.endpoint, v.res)
+	}
+	if cfg.JSON {
+		json.NewEncoder(r.stdout).Encode(check.NewReport(v.res, v.url))
 	}
 	r.report(v, stateName(cfg, v.url), false)
 	return code
@@ -177,7 +166,7 @@ func (r *onceRun) badArgs(args []string, err error) int {
 	sum := sha256.Sum256([]byte(strings.Join(shown, "\x00")))
 	v := verdict{
 		res:      check.Result{Class: check.Config, Err: fmt.Errorf("invalid command line: %s", msg)},
-		url:      check.Redact(r.cfg.url),
+		url:      check.Redact(r.cfg.URL),
 		endpoint: check.EndpointFor(""),
 		args:     cmdline,
 	}
@@ -208,7 +197,7 @@ func (r *onceRun) overran() {
 		wait = 100 * time.Millisecond
 	}
 	r.fence(check.Timeout, fmt.Sprintf("the run overran its %v deadline by %s (the process was stalled or blocked)",
-		r.cfg.timeout, fmtDur(time.Since(r.plan.deadline))), wait)
+		r.cfg.Timeout, fmtDur(time.Since(r.plan.deadline))), wait)
 }
 
 // fence ends the process: with a line of its own and status 1 if the run
@@ -223,9 +212,9 @@ func (r *onceRun) fence(class check.Class, why string, wait time.Duration) {
 		e.mu.Unlock()
 		v := verdict{
 			res:      check.Result{Class: class, Err: errors.New(why), Elapsed: time.Since(r.plan.start)},
-			url:      check.Redact(r.cfg.url),
+			url:      check.Redact(r.cfg.URL),
 			endpoint: check.EndpointFor(""),
-			insecure: r.cfg.insecure,
+			insecure: r.cfg.Insecure,
 		}
 		w := r.writer(sink.Bound{Deadline: time.Now()}, false) // a write gets 5ms at least
 		logLine(zerolog.New(w), v, ratelimit.Decision{Kind: ratelimit.First}, nil, time.Now())
@@ -267,7 +256,7 @@ func (r *onceRun) report(v verdict, name string, quietStderr bool) {
 	class := string(v.res.Class)
 	bad := v.res.Class != check.Eligible
 	now := time.Now()
-	policy := ratelimit.Policy{Remind: cfg.remind}
+	policy := ratelimit.Policy{Remind: cfg.Remind}
 	emit := func(d ratelimit.Decision, problem error) bool {
 		logLine(log, v, d, problem, now)
 		return w.Err() == nil
@@ -277,13 +266,13 @@ func (r *onceRun) report(v verdict, name string, quietStderr bool) {
 		_, d := policy.Next(nil, class, bad, now)
 		emit(d, problem)
 	}
-	if cfg.noState {
+	if cfg.NoState {
 		unrecorded(nil)
 		return
 	}
-	path := stateDirFor(cfg)
+	path := stateDir(cfg)
 	perm := uint32(0o700)
-	if path == rootStateDir {
+	if path == cmdline.RootStateDir {
 		perm = 0o711 // other users' directories are in it
 	}
 	dir, err := ratelimit.OpenDir(path, perm)
@@ -303,7 +292,7 @@ func (r *onceRun) report(v verdict, name string, quietStderr bool) {
 	if loadErr != nil {
 		loadErr = fmt.Errorf("%w; starting afresh", loadErr)
 	}
-	if cfg.verbose {
+	if cfg.Verbose {
 		fmt.Fprintf(r.stderr, "patroni-vip-check: state: %s (%s)\n", d.Kind, filepath.Join(dir.Path(), name))
 	}
 	switch d.Kind {
@@ -343,26 +332,26 @@ const cadenceRuns = 20
 // the script every second. The pace is the state's own: the runs not
 // logged since the last line, over the time since it.
 func (r *onceRun) cadence(s ratelimit.State, now time.Time) error {
-	if !r.cfg.intervalSet || s.Suppressed != cadenceRuns {
+	if !r.cfg.IntervalSet || s.Suppressed != cadenceRuns {
 		return nil
 	}
 	every := now.Sub(s.Logged) / cadenceRuns
-	if every < 3*r.cfg.interval {
+	if every < 3*r.cfg.Interval {
 		return nil
 	}
 	return fmt.Errorf("keepalived runs this check every %s, not every %s (--interval): keepalived before 2.3.2 ignores a fractional interval and runs it every second",
-		fmtDur(every), fmtDur(r.cfg.interval))
+		fmtDur(every), fmtDur(r.cfg.Interval))
 }
 
 // stateDirHint says how to fix a missing state directory of a user other
 // than root, which only root can create.
-func stateDirHint(cfg config, err error) string {
-	if cfg.stateDir != "" || os.Geteuid() == 0 || !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.ENOENT) {
+func stateDirHint(cfg cmdline.Config, err error) string {
+	if cfg.StateDir != "" || os.Geteuid() == 0 || !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.ENOENT) {
 		return ""
 	}
 	name, owner := stateUser()
 	return fmt.Sprintf(" (only root can create it: add \"d %s/%s 0700 %s %s -\" to a file in /etc/tmpfiles.d and run systemd-tmpfiles --create, or pass --state-dir)",
-		rootStateDir, name, owner, owner)
+		cmdline.RootStateDir, name, owner, owner)
 }
 
 // writer is the run's log: it connects at the first line, and gives up
@@ -374,14 +363,14 @@ func (r *onceRun) writer(b sink.Bound, quietStderr bool) *sink.Writer {
 // destination is where lines go for --log and --log-socket. quietStderr
 // is for a caller that has already said the same on stderr: the log then
 // never falls back to it.
-func destination(cfg config, b sink.Bound, stderr io.Writer, quietStderr bool) sink.Destination {
+func destination(cfg cmdline.Config, b sink.Bound, stderr io.Writer, quietStderr bool) sink.Destination {
 	socket := func(def string) string {
-		if cfg.logSock != "" {
-			return cfg.logSock
+		if cfg.LogSocket != "" {
+			return cfg.LogSocket
 		}
 		return def
 	}
-	switch cfg.logTgt {
+	switch cfg.Log {
 	case "stderr":
 		if quietStderr {
 			return sink.Discard{}
@@ -417,15 +406,15 @@ func isTerminal(fd int) bool {
 // changes Patroni's answer or who asks, not timeouts. The readable part
 // helps a person find the file; the hash keeps checks apart. url is
 // redacted: no password reaches a file name.
-func stateName(cfg config, url string) string {
+func stateName(cfg cmdline.Config, url string) string {
 	key := strings.Join([]string{
 		"url=" + url,
-		"status-only=" + strconv.FormatBool(cfg.statusOnly),
-		"cacert=" + cfg.cacert,
-		"cert=" + cfg.cert,
-		"servername=" + cfg.servername,
-		"insecure=" + strconv.FormatBool(cfg.insecure),
-		"user=" + cfg.user,
+		"status-only=" + strconv.FormatBool(cfg.StatusOnly),
+		"cacert=" + cfg.CACert,
+		"cert=" + cfg.Cert,
+		"servername=" + cfg.ServerName,
+		"insecure=" + strconv.FormatBool(cfg.Insecure),
+		"user=" + cfg.User,
 	}, "\n")
 	sum := sha256.Sum256([]byte(key))
 	return slug(url) + "-" + hex.EncodeToString(sum[:8]) + ".state"
@@ -451,4 +440,26 @@ func slug(url string) string {
 		s = "check" + s
 	}
 	return s
+}
+
+// stateDir is the run's state directory (cmdline.Config.StateDirOf); the
+// user's name is looked up only when it is needed.
+func stateDir(cfg cmdline.Config) string {
+	uid, who := os.Geteuid(), ""
+	if uid != 0 && cfg.StateDir == "" {
+		who, _ = stateUser()
+	}
+	return cfg.StateDirOf(uid, who)
+}
+
+// stateUser names the state directory of a user other than root: the user
+// name, or uid-N if there is none usable; owner is what a tmpfiles.d line
+// calls the user.
+func stateUser() (name, owner string) {
+	uid := strconv.Itoa(os.Geteuid())
+	if u, err := user.LookupId(uid); err == nil && u.Username != "" &&
+		!strings.ContainsAny(u.Username, "/\x00") && u.Username[0] != '.' {
+		return u.Username, u.Username
+	}
+	return "uid-" + uid, uid
 }

@@ -25,8 +25,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/patroni-vip-check/patroni-vip-check/check"
+	"github.com/patroni-vip-check/patroni-vip-check/internal/cmdline"
+	"github.com/patroni-vip-check/patroni-vip-check/internal/sink"
 	"github.com/patroni-vip-check/patroni-vip-check/ratelimit"
-	"github.com/patroni-vip-check/patroni-vip-check/sink"
 )
 
 // Timing of the watch, besides --interval and --timeout.
@@ -44,17 +45,17 @@ const (
 )
 
 func runWatch(args []string, stop chan os.Signal, stdout, stderr io.Writer) int {
-	cfg, err := parseArgs(watch, args)
+	cfg, err := cmdline.Parse(cmdline.Watch, args)
 	switch {
-	case err == nil && cfg.help:
-		fmt.Fprint(stdout, usage(watch))
+	case err == nil && cfg.Help:
+		fmt.Fprint(stdout, cmdline.Usage(cmdline.Watch))
 		return 0
-	case err == nil && cfg.version:
+	case err == nil && cfg.Version:
 		fmt.Fprintf(stdout, "patroni-vip-check %s\n", version)
 		return 0
 	case err != nil:
 		// Fail closed: a watcher that cannot start leaves 0.
-		(&trackFile{path: salvage(watch, args).trackFile}).write(false)
+		(&trackFile{path: cmdline.Salvage(cmdline.Watch, args).TrackFile}).write(false)
 		fmt.Fprintf(stderr, "patroni-vip-check: error: %s (see patroni-vip-check watch --help)\n", sink.Clean(err.Error(), sink.MaxMessage))
 		return 1
 	}
@@ -71,7 +72,7 @@ func runWatch(args []string, stop chan os.Signal, stdout, stderr io.Writer) int 
 // touches it; the poll and the log run in goroutines of their own and talk
 // to it over channels.
 type watcher struct {
-	cfg     config
+	cfg     cmdline.Config
 	stderr  io.Writer
 	checker *check.Checker
 	track   trackFile
@@ -104,17 +105,17 @@ type logAck struct {
 	taken bool
 }
 
-func newWatcher(cfg config, stderr io.Writer) *watcher {
+func newWatcher(cfg cmdline.Config, stderr io.Writer) *watcher {
 	w := &watcher{
 		cfg:    cfg,
 		stderr: stderr,
-		track:  trackFile{path: cfg.trackFile},
-		policy: ratelimit.Policy{Remind: cfg.remind},
+		track:  trackFile{path: cfg.TrackFile},
+		policy: ratelimit.Policy{Remind: cfg.Remind},
 		lines:  make(chan logJob, 1),
 		acks:   make(chan logAck, 1),
 	}
-	if cfg.textfile != "" {
-		w.text = &textfile{path: cfg.textfile}
+	if cfg.Textfile != "" {
+		w.text = &textfile{path: cfg.Textfile}
 	}
 	if d, err := daemon.SdWatchdogEnabled(true); err == nil && d > 0 {
 		w.watchdog = d / 2
@@ -145,8 +146,8 @@ type poll struct {
 
 func (w *watcher) loop(stop <-chan os.Signal) int {
 	cfg := w.cfg
-	checker, err := check.New(checkOptions(cfg))
-	v := verdict{url: check.Redact(cfg.url), endpoint: check.EndpointFor(""), insecure: cfg.insecure}
+	checker, err := check.New(cfg.CheckOptions(userAgent()))
+	v := verdict{url: check.Redact(cfg.URL), endpoint: check.EndpointFor(""), insecure: cfg.Insecure}
 	if err != nil {
 		// Nothing a poll could fix: say so, fail closed, and let systemd
 		// decide about restarts.
@@ -180,7 +181,7 @@ func (w *watcher) loop(stop <-chan os.Signal) int {
 	}
 	next := time.NewTimer(0)
 	next.Stop()
-	stuck := time.NewTimer(cfg.timeout + pollGrace)
+	stuck := time.NewTimer(cfg.Timeout + pollGrace)
 	inPoll := true
 	for {
 		select {
@@ -194,23 +195,23 @@ func (w *watcher) loop(stop <-chan os.Signal) int {
 			}
 			// Polls keep their schedule; one that overran starts the next
 			// at once.
-			next.Reset(time.Until(polledAt.Add(cfg.interval)))
+			next.Reset(time.Until(polledAt.Add(cfg.Interval)))
 		case <-next.C:
 			polledAt = start()
 			inPoll = true
-			stuck.Reset(cfg.timeout + pollGrace)
+			stuck.Reset(cfg.Timeout + pollGrace)
 		case <-stuck.C:
 			// The check honours its deadline; a poll still going past it
 			// is stuck in something else. Fail closed, say so, and stop
 			// answering the watchdog: systemd restarts the process.
 			w.track.write(false)
 			w.logTrack(fmt.Errorf("a poll is still going %v after it began, past its %v deadline; wrote 0 and stopped answering systemd's watchdog",
-				fmtDur(time.Since(polledAt)), cfg.timeout))
+				fmtDur(time.Since(polledAt)), cfg.Timeout))
 			tick = nil
 		case a := <-w.acks:
 			w.acked(a)
 		case <-tick:
-			if inPoll && time.Since(polledAt) > cfg.timeout+pollGrace {
+			if inPoll && time.Since(polledAt) > cfg.Timeout+pollGrace {
 				continue
 			}
 			daemon.SdNotify(false, daemon.SdNotifyWatchdog)
@@ -225,20 +226,20 @@ func (w *watcher) loop(stop <-chan os.Signal) int {
 
 // poll runs one check within --timeout and hands its verdict to the loop.
 func (w *watcher) poll(start time.Time, done chan<- poll) {
-	v := verdict{url: w.checker.URL(), endpoint: w.checker.Endpoint(), insecure: w.cfg.insecure}
+	v := verdict{url: w.checker.URL(), endpoint: w.checker.Endpoint(), insecure: w.cfg.Insecure}
 	defer func() {
 		if p := recover(); p != nil {
 			v.res = check.Result{Class: check.BadResponse, Err: fmt.Errorf("internal error: %v", p)}
 		}
 		done <- poll{v, start}
 	}()
-	ctx, cancel := context.WithDeadline(context.Background(), start.Add(w.cfg.timeout))
+	ctx, cancel := context.WithDeadline(context.Background(), start.Add(w.cfg.Timeout))
 	defer cancel()
-	if w.cfg.verbose {
-		trace{w.stderr}.start(v.url, w.cfg.timeout, w.cfg.connectTimeout, w.cfg.retries)
+	if w.cfg.Verbose {
+		trace{w.stderr}.start(v.url, w.cfg.Timeout, w.cfg.ConnectTimeout, w.cfg.Retries)
 	}
 	v.res = w.checker.Check(ctx)
-	if w.cfg.verbose {
+	if w.cfg.Verbose {
 		trace{w.stderr}.result(v.endpoint, v.res)
 	}
 }
@@ -339,24 +340,6 @@ func (w *watcher) drain(d time.Duration) {
 	case a := <-w.acks:
 		w.acked(a)
 	case <-time.After(d):
-	}
-}
-
-func checkOptions(cfg config) check.Options {
-	return check.Options{
-		URL:            cfg.url,
-		ConnectTimeout: cfg.connectTimeout,
-		Retries:        cfg.retries,
-		RetryWait:      retryWait,
-		StatusOnly:     cfg.statusOnly,
-		CACert:         cfg.cacert,
-		Cert:           cfg.cert,
-		Key:            cfg.key,
-		ServerName:     cfg.servername,
-		Insecure:       cfg.insecure,
-		User:           cfg.user,
-		PasswordFile:   cfg.passwordFile,
-		UserAgent:      "patroni-vip-check/" + version,
 	}
 }
 

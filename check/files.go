@@ -64,41 +64,65 @@ func readPassword(path string) (string, error) {
 }
 
 func loadTLS(opts Options) (*tls.Config, error) {
-	cfg := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		ServerName:         opts.ServerName,
-		InsecureSkipVerify: opts.Insecure,
-	}
 	if opts.Insecure && opts.CACert != "" {
 		return nil, configErr("--insecure and --cacert contradict each other")
 	}
-	if opts.CACert != "" {
-		pem, err := readFile("--cacert", opts.CACert, maxCAFile)
+	return TLSConfig(TLSFiles{CACert: opts.CACert, Cert: opts.Cert, Key: opts.Key, ServerName: opts.ServerName},
+		opts.Insecure, func(flag, path string) ([]byte, error) {
+			max := int64(maxCertFile)
+			if flag == "--cacert" {
+				max = maxCAFile
+			}
+			return readFile(flag, path, max)
+		})
+}
+
+// TLSFiles names what a TLS client of Patroni's REST API uses: CA
+// certificates to trust, a client certificate and its key (for Patroni's
+// verify_client), and the name to verify.
+type TLSFiles struct {
+	CACert, Cert, Key string
+	ServerName        string
+}
+
+// TLSConfig is the TLS configuration of a client of Patroni's REST API:
+// the check's, and the set-up tools' when they ask Patroni. read reads a
+// PEM file given by a flag (--cacert, --cert or --key): the check reads
+// from disk, bounded (readFile), the set-up tools through their view of
+// the machine.
+func TLSConfig(f TLSFiles, insecure bool, read func(flag, path string) ([]byte, error)) (*tls.Config, error) {
+	cfg := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         f.ServerName,
+		InsecureSkipVerify: insecure,
+	}
+	if f.CACert != "" {
+		pem, err := read("--cacert", f.CACert)
 		if err != nil {
 			return nil, err
 		}
 		cfg.RootCAs = x509.NewCertPool()
 		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, configErr("--cacert %s: no PEM certificate in it", quote(opts.CACert))
+			return nil, configErr("--cacert %s: no PEM certificate in it", quote(f.CACert))
 		}
 	}
 	switch {
-	case opts.Cert != "" && opts.Key == "":
+	case f.Cert != "" && f.Key == "":
 		return nil, configErr("--cert needs --key")
-	case opts.Cert == "" && opts.Key != "":
+	case f.Cert == "" && f.Key != "":
 		return nil, configErr("--key needs --cert")
-	case opts.Cert != "":
-		cert, err := readFile("--cert", opts.Cert, maxCertFile)
+	case f.Cert != "":
+		cert, err := read("--cert", f.Cert)
 		if err != nil {
 			return nil, err
 		}
-		key, err := readFile("--key", opts.Key, maxCertFile)
+		key, err := read("--key", f.Key)
 		if err != nil {
 			return nil, err
 		}
 		pair, err := tls.X509KeyPair(cert, key)
 		if err != nil {
-			return nil, configErr("--cert %s / --key %s: %v", quote(opts.Cert), quote(opts.Key), err)
+			return nil, configErr("--cert %s / --key %s: %v", quote(f.Cert), quote(f.Key), err)
 		}
 		cfg.Certificates = []tls.Certificate{pair}
 	}

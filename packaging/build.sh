@@ -1,10 +1,11 @@
 #!/bin/sh
 # Build dist/*.deb and dist/*.rpm of patroni-vip-check from a built binary.
 #
-#   packaging/build.sh BINARY [VERSION]
+#   packaging/build.sh BINARY SETUP [VERSION]
 #
-# BINARY is a static (CGO_ENABLED=0) linux build of the check; the packages
-# take its GOARCH (amd64, arm64...). VERSION defaults to packaging/version.sh's
+# BINARY is a static (CGO_ENABLED=0) linux build of the check, SETUP the
+# same build of patroni-vip-check-setup (its keepalived-conf and doctor);
+# the packages take their GOARCH (amd64, arm64...). VERSION defaults to packaging/version.sh's
 # output and must be what the binary's --version prints, which is checked when
 # the binary can run here. One .deb and one .rpm per architecture are left in
 # dist/ (DIST_DIR to change it); older ones of the same architecture are
@@ -20,7 +21,7 @@
 set -eu
 
 usage() {
-	echo "usage: $0 BINARY [VERSION]" >&2
+	echo "usage: $0 BINARY SETUP [VERSION]" >&2
 	exit 2
 }
 fail() {
@@ -28,15 +29,18 @@ fail() {
 	exit 1
 }
 
-[ $# -ge 1 ] && [ $# -le 2 ] || usage
-binary=$1
-[ -f "$binary" ] || fail "$binary: no such file"
-binary=$(cd "$(dirname "$binary")" && pwd -P)/$(basename "$binary")
+[ $# -ge 2 ] && [ $# -le 3 ] || usage
+absolute() {
+	[ -f "$1" ] || fail "$1: no such file"
+	echo "$(cd "$(dirname "$1")" && pwd -P)/$(basename "$1")"
+}
+binary=$(absolute "$1")
+setup=$(absolute "$2")
 
 top=$(cd "$(dirname "$0")/.." && pwd -P)
 cd "$top"
 
-version=${2:-$(packaging/version.sh)}
+version=${3:-$(packaging/version.sh)}
 dist=${DIST_DIR:-dist}
 : "${PVC_MAINTAINER:=patroni-vip-check maintainers <maintainers@patroni-vip-check.invalid>}"
 
@@ -48,16 +52,19 @@ tool() {
 printf '%s\n' "$version" | grep -Eqx '[0-9][0-9A-Za-z.+~]*' ||
 	fail "version '$version' is not usable for both dpkg and rpm"
 
-# What the binary was built for and how, from the build information Go
+# What each binary was built for and how, from the build information Go
 # records in it (go version -m).
-buildinfo=$(go version -m "$binary") || fail "$binary: not a Go binary"
 setting() {
-	printf '%s\n' "$buildinfo" | awk -v k="$1" '$1 == "build" { split($2, kv, "="); if (kv[1] == k) print substr($2, length(k) + 2) }'
+	go version -m "$1" | awk -v k="$2" '$1 == "build" { split($2, kv, "="); if (kv[1] == k) print substr($2, length(k) + 2) }'
 }
-[ "$(setting GOOS)" = linux ] || fail "$binary: built for GOOS=$(setting GOOS), not linux"
-[ "$(setting CGO_ENABLED)" = 0 ] || fail "$binary: not built with CGO_ENABLED=0 (keepalived runs it on hosts with any libc)"
-arch=$(setting GOARCH)
+for b in "$binary" "$setup"; do
+	go version -m "$b" >/dev/null || fail "$b: not a Go binary"
+	[ "$(setting "$b" GOOS)" = linux ] || fail "$b: built for GOOS=$(setting "$b" GOOS), not linux"
+	[ "$(setting "$b" CGO_ENABLED)" = 0 ] || fail "$b: not built with CGO_ENABLED=0 (keepalived runs it on hosts with any libc)"
+done
+arch=$(setting "$binary" GOARCH)
 [ -n "$arch" ] || fail "$binary: no GOARCH in its build information"
+[ "$(setting "$setup" GOARCH)" = "$arch" ] || fail "$setup is built for GOARCH=$(setting "$setup" GOARCH), $binary for $arch"
 
 if [ "$arch" = "$(go env GOHOSTARCH)" ]; then
 	got=$("$binary" --version) || fail "$binary --version failed"
@@ -87,8 +94,8 @@ sed -e "s/@VERSION@/$version/g" -e "s/@DATE@/$man_date/g" packaging/patroni-vip-
 tool go-md2man -in "$stage/patroni-vip-check.1.md" -out "$stage/patroni-vip-check.1"
 gzip -9n <"$stage/patroni-vip-check.1" >"$stage/patroni-vip-check.1.gz"
 
-PVC_VERSION=$version PVC_ARCH=$arch PVC_BINARY=$binary PVC_MANPAGE=$stage/patroni-vip-check.1.gz PVC_MAINTAINER=$PVC_MAINTAINER
-export PVC_VERSION PVC_ARCH PVC_BINARY PVC_MANPAGE PVC_MAINTAINER
+PVC_VERSION=$version PVC_ARCH=$arch PVC_BINARY=$binary PVC_SETUP=$setup PVC_MANPAGE=$stage/patroni-vip-check.1.gz PVC_MAINTAINER=$PVC_MAINTAINER
+export PVC_VERSION PVC_ARCH PVC_BINARY PVC_SETUP PVC_MANPAGE PVC_MAINTAINER
 
 mkdir -p "$dist"
 for packager in deb rpm; do

@@ -161,6 +161,7 @@ dpkg-deb -x "$deb" "$work/deb" || fatal "dpkg-deb -x $deb"
 # 1 on its payloads. rpm2archive writes a tar with relative names.
 rpm2archive -n <"$rpm" | tar -x -C "$work/rpm" || fatal "unpacking $rpm"
 binary=$work/deb/usr/bin/patroni-vip-check
+setup=$work/deb/usr/libexec/patroni-vip-check/patroni-vip-check-setup
 
 version=$(dpkg-deb -f "$deb" Version)
 check "the version ($version) is valid for dpkg and rpm" \
@@ -174,6 +175,8 @@ check "the files are named by version and architecture" \
 	"$(basename "$deb") $(basename "$rpm")"
 check "the binary is a static executable" \
 	grep -q 'statically linked' <<<"$(file -b "$binary")"
+check "the set-up binary is a static executable" \
+	grep -q 'statically linked' <<<"$(file -b "$setup")"
 
 want_deb='drwxr-xr-x root/root ./usr/
 drwxr-xr-x root/root ./usr/bin/
@@ -184,6 +187,9 @@ drwxr-xr-x root/root ./usr/lib/systemd/system/
 -rw-r--r-- root/root ./usr/lib/systemd/system/patroni-vip-check.service
 drwxr-xr-x root/root ./usr/lib/tmpfiles.d/
 -rw-r--r-- root/root ./usr/lib/tmpfiles.d/patroni-vip-check.conf
+drwxr-xr-x root/root ./usr/libexec/
+drwxr-xr-x root/root ./usr/libexec/patroni-vip-check/
+-rwxr-xr-x root/root ./usr/libexec/patroni-vip-check/patroni-vip-check-setup
 drwxr-xr-x root/root ./usr/share/
 drwxr-xr-x root/root ./usr/share/doc/
 drwxr-xr-x root/root ./usr/share/doc/patroni-vip-check/
@@ -208,6 +214,8 @@ check "the .deb holds exactly the expected files, modes and owners (dpkg-deb -c)
 want_rpm='-rwxr-xr-x root:root () /usr/bin/patroni-vip-check
 -rw-r--r-- root:root () /usr/lib/systemd/system/patroni-vip-check.service
 -rw-r--r-- root:root () /usr/lib/tmpfiles.d/patroni-vip-check.conf
+drwxr-xr-x root:root () /usr/libexec/patroni-vip-check
+-rwxr-xr-x root:root () /usr/libexec/patroni-vip-check/patroni-vip-check-setup
 drwxr-xr-x root:root () /usr/share/doc/patroni-vip-check
 drwxr-xr-x root:root () /usr/share/doc/patroni-vip-check/examples
 -rw-r--r-- root:root (d) /usr/share/doc/patroni-vip-check/examples/keepalived-2.3.conf
@@ -220,7 +228,7 @@ got_rpm=$(rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} (%{
 check "the .rpm holds exactly the expected files, modes, owners and %doc/%license flags (rpm -qp)" \
 	same "rpm -qp" "$want_rpm" "$got_rpm"
 
-shared_files="usr/bin/patroni-vip-check usr/lib/systemd/system/patroni-vip-check.service usr/lib/tmpfiles.d/patroni-vip-check.conf
+shared_files="usr/bin/patroni-vip-check usr/libexec/patroni-vip-check/patroni-vip-check-setup usr/lib/systemd/system/patroni-vip-check.service usr/lib/tmpfiles.d/patroni-vip-check.conf
 	usr/share/man/man1/patroni-vip-check.1.gz usr/share/doc/patroni-vip-check/examples/keepalived.conf
 	usr/share/doc/patroni-vip-check/examples/keepalived-2.3.conf usr/share/doc/patroni-vip-check/examples/keepalived-watch.conf"
 check "the packaged files are identical in both packages" \
@@ -247,11 +255,35 @@ check "the maintainer scripts are packaging/scripts/deb-* in the .deb and rpm-* 
 		same %preun "$(cat "$scripts/rpm-preun.sh")" "$(rpm -qp --qf %{PREUN} "$rpm" 2>/dev/null)" &&
 		same %postun "$(cat "$scripts/rpm-postun.sh")" "$(rpm -qp --qf %{POSTUN} "$rpm" 2>/dev/null)"'
 
-# Every Go module linked into the static binary must be in the copyright file.
-modules=$(go version -m "$binary" | awk '$1 == "dep" { print $2 }')
+# Every Go module linked into either static binary must be in the copyright file.
+modules=$( (go version -m "$binary"; go version -m "$setup") | awk '$1 == "dep" { print $2 }' | sort -u)
 missing=$(for m in $modules; do grep -qxF "Files: $m/*" "$work/deb/usr/share/doc/patroni-vip-check/copyright" || echo "$m"; done)
-check "the copyright file covers every module in the binary ($(echo $modules | wc -w) modules)" \
+check "the copyright file covers every module in the binaries ($(echo $modules | wc -w) modules)" \
 	same "modules without a Files: paragraph" "" "$missing"
+keepalived_path=$(go version -m "$binary" | awk '$1 == "dep" { print $2 }' | grep -E 'yaml' || true)
+check "the binary keepalived runs links no module of the set-up commands (no YAML library)" \
+	same "set-up modules in the check" "" "$keepalived_path"
+
+# --- the version of a build --------------------------------------------------
+
+# A clone with no tag reachable names CHANGELOG.yml's newest release, the
+# commits since the start and the commit: after that release for dpkg and rpm,
+# before the next, and later builds after earlier ones.
+vrepo=$work/version-repo
+mkdir -p "$vrepo/packaging"
+cp "$top/packaging/version.sh" "$vrepo/packaging/"
+printf -- '- semver: 4.5.6\n  date: 2026-12-01T12:00:00Z\n- semver: 4.5.5\n' >"$vrepo/CHANGELOG.yml"
+(cd "$vrepo" && git init -q && git -c user.name=t -c user.email=t@t.invalid add . &&
+	git -c user.name=t -c user.email=t@t.invalid commit -qm one && git -c user.name=t -c user.email=t@t.invalid commit -q --allow-empty -m two)
+untagged=$("$vrepo/packaging/version.sh")
+check "an untagged build is CHANGELOG.yml's release plus commits and hash (got $untagged)" \
+	grep -Eqx '4\.5\.6\+2\.g[0-9a-f]{7}' <<<"$untagged"
+rpm_order() { rpm --eval "%{lua: print(rpm.vercmp('$1', '$2'))}"; }
+check "dpkg and rpm order it after the release and before the next" \
+	eval 'dpkg --compare-versions 4.5.6 lt "$untagged" && dpkg --compare-versions "$untagged" lt 4.5.7 &&
+		dpkg --compare-versions "$untagged" lt 4.5.6+10.g0000000 &&
+		[ "$(rpm_order 4.5.6 "$untagged")" = -1 ] && [ "$(rpm_order "$untagged" 4.5.7)" = -1 ] &&
+		[ "$(rpm_order "$untagged" 4.5.6+10.g0000000)" = -1 ]'
 
 # --- the man page ------------------------------------------------------------
 
@@ -348,6 +380,7 @@ installed=$(dpkg-query -W -f='${db:Status-Status}' patroni-vip-check 2>/dev/null
 
 got_installed=$(for f in $(dpkg -L patroni-vip-check | sort); do
 	case $f in /usr/share/doc/patroni-vip-check* | /usr/bin/patroni-vip-check | /usr/lib/tmpfiles.d/patroni-vip-check.conf | \
+		/usr/libexec/patroni-vip-check/patroni-vip-check-setup | \
 		/usr/lib/systemd/system/patroni-vip-check.service | \
 		/usr/share/man/man1/patroni-vip-check.1.gz | /usr/share/lintian/overrides/patroni-vip-check) stat -c '%A %U:%G %n' "$f" ;;
 	esac
@@ -356,6 +389,7 @@ check "the installed files have the packaged modes and owners" same "installed f
 	"-rwxr-xr-x root:root /usr/bin/patroni-vip-check
 -rw-r--r-- root:root /usr/lib/systemd/system/patroni-vip-check.service
 -rw-r--r-- root:root /usr/lib/tmpfiles.d/patroni-vip-check.conf
+-rwxr-xr-x root:root /usr/libexec/patroni-vip-check/patroni-vip-check-setup
 drwxr-xr-x root:root /usr/share/doc/patroni-vip-check
 -rw-r--r-- root:root /usr/share/doc/patroni-vip-check/changelog.Debian.gz
 -rw-r--r-- root:root /usr/share/doc/patroni-vip-check/copyright
@@ -386,6 +420,12 @@ check "installed: --version exits 0 and prints the package version" \
 out=$(/usr/bin/patroni-vip-check --help 2>&1)
 rc=$?
 check "installed: --help exits 0 and prints the usage" eval '[ $rc = 0 ] && grep -q "^usage: patroni-vip-check" <<<"$out"'
+for sub in doctor keepalived-conf; do
+	out=$(/usr/bin/patroni-vip-check $sub --help 2>&1)
+	rc=$?
+	check "installed: $sub --help runs the set-up binary, exits 0 and prints its usage" \
+		eval '[ $rc = 0 ] && grep -q "^usage: patroni-vip-check $sub" <<<"$out"'
+done
 
 run_ns=$prefix-$$-run
 new_netns "$run_ns" || fatal "creating namespace $run_ns"

@@ -9,7 +9,8 @@
 #   v1.2.3 tagged commit            1.2.3
 #   v1.3.0-rc.1 tagged commit       1.3.0~rc.1       ("~" sorts before 1.3.0)
 #   4 commits after v1.2.3          1.2.3+4.g1a2b3c4 (after 1.2.3, before 1.2.4)
-#   no version tag yet              0.0.0+17.g1a2b3c4 (17 = commits on HEAD)
+#   no version tag yet, CHANGELOG.yml's newest release 0.2.0
+#                                   0.2.0+17.g1a2b3c4 (17 = commits on HEAD)
 #   uncommitted changes             ...+dirty, or ....dirty after a "+" part
 #   no git, no commit, not a repo   0.0.0~dev
 #
@@ -69,7 +70,10 @@ if [ -n "$tag" ]; then
 	pre=$(printf '%s' "$pre" | tr -c '0-9A-Za-z.' '.')
 	version=$base${pre:+~$pre}
 else
-	version=0.0.0
+	# No tag (a clone without tags, or no release tagged yet): the newest
+	# release that CHANGELOG.yml names, so that the build sorts after it.
+	version=$(awk '$1 == "-" && $2 == "semver:" { print $3; exit }' CHANGELOG.yml 2>/dev/null) || version=
+	printf '%s\n' "$version" | grep -Eqx '[0-9]+(\.[0-9]+)*' || version=0.0.0
 fi
 
 local_part=

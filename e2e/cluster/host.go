@@ -111,7 +111,8 @@ func RepoRoot() (string, error) {
 }
 
 // CheckBinary returns the patroni-vip-check to test: $PVC_BIN if set (an absolute path),
-// else one built from this repository into dir.
+// else one built from this repository into dir. patroni-vip-check-setup, which runs its
+// keepalived-conf and doctor, is beside it.
 func CheckBinary(ctx context.Context, dir string) (string, error) {
 	if p := os.Getenv("PVC_BIN"); p != "" {
 		if !filepath.IsAbs(p) {
@@ -126,12 +127,13 @@ func CheckBinary(ctx context.Context, dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	out := filepath.Join(dir, "patroni-vip-check")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, ".")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %v: %s", err, b)
+	for _, pkg := range []string{".", "./cmd/patroni-vip-check-setup"} {
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", dir+"/", pkg)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("go build %s: %v: %s", pkg, err, b)
+		}
 	}
-	return out, nil
+	return filepath.Join(dir, "patroni-vip-check"), nil
 }

@@ -319,8 +319,12 @@ func (c *Cluster) startAgents(ctx context.Context) error {
 			return err
 		}
 		if c.opts.Mode.checked() {
-			if err := copyFile(c.opts.CheckBinary, filepath.Join(n.dir, "bin", "patroni-vip-check"), 0o755); err != nil {
-				return err
+			// The set-up commands (keepalived-conf) are in a binary of their own,
+			// found beside the check.
+			for _, name := range []string{"patroni-vip-check", "patroni-vip-check-setup"} {
+				if err := copyFile(filepath.Join(filepath.Dir(c.opts.CheckBinary), name), filepath.Join(n.dir, "bin", name), 0o755); err != nil {
+					return err
+				}
 			}
 		}
 		conf := NodeKeepalivedConf(c.opts.KeepalivedConf, addrs, i)

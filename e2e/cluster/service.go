@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/patroni-vip-check/patroni-vip-check/unitfile"
+	"github.com/patroni-vip-check/patroni-vip-check/internal/unitfile"
 )
 
 // No systemd runs on these machines, so the harness runs patroni-vip-check.service the
@@ -31,7 +31,7 @@ type Service struct {
 	argv                      []string   // ExecStart, expanded
 	stopPost                  [][]string // ExecStopPost, expanded
 	restartAlways             bool
-	restartSec, watchdogSec   time.Duration
+	restartDelay, watchdog    time.Duration
 	startTimeout, stopTimeout time.Duration
 	watchdogSignal            syscall.Signal
 	env                       []string
@@ -76,7 +76,7 @@ func (n *Node) startService(unitPath string, envFile string) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	u, err := unitfile.Parse(string(b))
+	u, err := parseUnit(string(b))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", unitPath, err)
 	}
@@ -120,8 +120,8 @@ func (n *Node) startService(unitPath string, envFile string) (*Service, error) {
 		def time.Duration
 		to  *time.Duration
 	}{
-		{"RestartSec", 100 * time.Millisecond, &s.restartSec},
-		{"WatchdogSec", 0, &s.watchdogSec},
+		{"RestartSec", 100 * time.Millisecond, &s.restartDelay},
+		{"WatchdogSec", 0, &s.watchdog},
 		{"TimeoutStartSec", 90 * time.Second, &s.startTimeout},
 		{"TimeoutStopSec", 90 * time.Second, &s.stopTimeout},
 	} {
@@ -146,8 +146,8 @@ func (n *Node) startService(unitPath string, envFile string) (*Service, error) {
 		return nil, err
 	}
 	s.env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "NOTIFY_SOCKET=/run/" + notifyName}
-	if s.watchdogSec > 0 {
-		s.env = append(s.env, fmt.Sprintf("WATCHDOG_USEC=%d", s.watchdogSec.Microseconds()))
+	if s.watchdog > 0 {
+		s.env = append(s.env, fmt.Sprintf("WATCHDOG_USEC=%d", s.watchdog.Microseconds()))
 	}
 	go s.readNotifications()
 	if err := s.launch(); err != nil {
@@ -251,7 +251,7 @@ func (s *Service) supervise() {
 				case !ready && time.Since(started) > s.startTimeout:
 					s.event("start-timeout", p.pid(), "")
 					_ = p.signal(syscall.SIGKILL)
-				case ready && s.watchdogSec > 0 && time.Since(lastPing) > s.watchdogSec:
+				case ready && s.watchdog > 0 && time.Since(lastPing) > s.watchdog:
 					s.event("watchdog", p.pid(), fmt.Sprintf("no WATCHDOG=1 for %v; %v", time.Since(lastPing).Round(time.Millisecond), s.watchdogSignal))
 					_ = p.signal(s.watchdogSignal)
 					lastPing = time.Now() // one signal per timeout, as systemd
@@ -279,7 +279,7 @@ func (s *Service) supervise() {
 		select {
 		case <-s.stop:
 			return
-		case <-time.After(s.restartSec):
+		case <-time.After(s.restartDelay):
 		}
 		if err := s.launch(); err != nil {
 			s.event("restart-failed", 0, err.Error())

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/patroni-vip-check/patroni-vip-check/e2e/cluster"
-	"github.com/patroni-vip-check/patroni-vip-check/vipconf"
+	"github.com/patroni-vip-check/patroni-vip-check/internal/cmdline"
 )
 
 func main() { os.Exit(run()) }
@@ -115,7 +115,7 @@ func run() int {
 			"\"weight 0 reverse\": anything but 1 is FAULT), so only the primary holds the VIP, and a\n"+
 			"watcher that dies or hangs takes the VIP away. It logs a line only when its answer changes.\n"+
 			"Try the check on a node by hand: patroni-vip-check -v --no-state URL",
-			"http://"+c.Nodes()[0].Addr+":8008/primary", vipconf.DefaultTrackFile)
+			"http://"+c.Nodes()[0].Addr+":8008/primary", cmdline.DefaultTrackFile)
 		return 0
 	}
 	say("\nWhat you saw: keepalived on node 1 runs\n   %s\n"+

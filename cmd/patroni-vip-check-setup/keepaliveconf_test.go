@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/patroni-vip-check/patroni-vip-check/internal/system"
+	"github.com/patroni-vip-check/patroni-vip-check/internal/system/systemtest"
+)
+
+// labPatroni is node 1's Patroni configuration in the e2e lab, trimmed.
+const labPatroni = `scope: e2e
+name: node1
+restapi:
+  listen: 198.51.100.11:8008
+  connect_address: 198.51.100.11:8008
+postgresql:
+  listen: 0.0.0.0:5432
+  connect_address: 198.51.100.11:5432
+`
+
+// labNode is a machine like the lab's node 1.
+func labNode(keepalivedVersion string) *systemtest.Fake {
+	return &systemtest.Fake{
+		Files: map[string]*systemtest.File{
+			"/etc/patroni/15-main.yml": {Mode: 0o644, Data: []byte(labPatroni)},
+			"/etc/patroni/dcs.yml":     {Mode: 0o644, Data: []byte("ttl: 30\n")},
+			"/usr/sbin/keepalived":     {Mode: 0o755},
+		},
+		Ifaces: []system.Interface{
+			{Name: "lo", Up: true, Addrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8")}},
+			{Name: "eth0", Up: true, Addrs: []netip.Prefix{netip.MustParsePrefix("198.51.100.11/24")}},
+		},
+		Commands: map[string]func(system.Cmd) system.Result{
+			"/usr/sbin/keepalived": func(c system.Cmd) system.Result {
+				return system.Result{Stderr: []byte("Keepalived v" + keepalivedVersion + " (01/16,2022)\n\nCopyright(C) 2001-2022 Alexandre Cassen\n")}
+			},
+		},
+	}
+}
+
+func runConf(t *testing.T, sys system.System, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := keepalivedConf(context.Background(), args, &stdout, &stderr, sys)
+	return code, stdout.String(), stderr.String()
+}
+
+// On a machine set up like the lab's node 1, the command prints the
+// shipped examples: everything but the VIP, the peers and the router id
+// comes from Patroni's configuration, the interfaces and keepalived.
+func TestKeepalivedConfOnLabNode(t *testing.T) {
+	lab := []string{"--vip", "198.51.100.100/24", "--peer", "198.51.100.12", "--peer", "198.51.100.13", "--router-id", "51"}
+	cases := []struct {
+		version, mode, example string
+	}{
+		{"2.2.7", "oneshot", "keepalived.conf"},
+		{"2.3.3", "oneshot", "keepalived-2.3.conf"},
+		{"2.2.7", "watch", "keepalived-watch.conf"},
+		{"2.3.3", "watch", "keepalived-watch.conf"},
+	}
+	for _, tc := range cases {
+		code, out, errs := runConf(t, labNode(tc.version), append([]string{"--mode", tc.mode}, lab...)...)
+		want, err := os.ReadFile("../../packaging/" + tc.example)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code != 0 || errs != "" || out != string(want) {
+			t.Errorf("keepalived %s, %s: exit %d, stderr %q, output differs from packaging/%s: %t",
+				tc.version, tc.mode, code, errs, tc.example, out != string(want))
+		}
+	}
+	// The default mode is the recommended one, and the router id comes from the VIP.
+	code, out, _ := runConf(t, labNode("2.2.7"), "--vip", "198.51.100.100/24", "--peer", "198.51.100.12")
+	if code != 0 || !strings.Contains(out, "track_file patroni_primary {") || !strings.Contains(out, "virtual_router_id 100\n") {
+		t.Errorf("defaults: exit %d\n%s", code, out)
+	}
+}
+
+// Without --peer the peers are Patroni's members but this node.
+func TestKeepalivedConfPeersFromCluster(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"members": [{"name": "node1", "host": "127.0.0.1", "role": "leader"},
+			{"name": "node2", "host": "127.0.0.2", "role": "replica"}, {"name": "node3", "host": "127.0.0.3"}]}`)
+	}))
+	defer srv.Close()
+	sys := labNode("2.2.7")
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	sys.Files["/etc/patroni/15-main.yml"].Data = []byte("name: node1\nrestapi:\n  connect_address: " + addr + "\n")
+	code, out, errs := runConf(t, sys, "--mode", "oneshot", "--vip", "127.0.0.100/8")
+	if code != 0 || !strings.Contains(out, "unicast_peer {\n        127.0.0.2\n        127.0.0.3\n    }") ||
+		!strings.Contains(out, `script "/usr/bin/patroni-vip-check http://`+addr+`/primary"`) || !strings.Contains(out, "interface lo\n") {
+		t.Errorf("exit %d, stderr %q\n%s", code, errs, out)
+	}
+	srv.Close()
+	code, _, errs = runConf(t, sys, "--vip", "127.0.0.100/8")
+	if code != 1 || !strings.Contains(errs, "asking Patroni for its members") || !strings.Contains(errs, "give them with --peer") {
+		t.Errorf("Patroni down: exit %d, stderr %q", code, errs)
+	}
+}
+
+func TestKeepalivedConfTLS(t *testing.T) {
+	sys := labNode("2.2.7")
+	// A certificate for the node's name only: the check must name it.
+	sys.Files["/etc/patroni/15-main.yml"].Data = []byte(`name: node1
+restapi:
+  connect_address: 198.51.100.11:8008
+  certfile: /etc/patroni/rest.pem
+  keyfile: /etc/patroni/rest.key
+  cafile: /etc/patroni/ca.pem
+  verify_client: required
+`)
+	sys.Files["/etc/patroni/rest.pem"] = &systemtest.File{Mode: 0o644, Data: certForName(t, "pg1.example")}
+	code, out, errs := runConf(t, sys, "--mode", "oneshot", "--vip", "198.51.100.100/24", "--peer", "198.51.100.12")
+	want := `script "/usr/bin/patroni-vip-check --cacert /etc/patroni/ca.pem --cert /etc/patroni/rest.pem --key /etc/patroni/rest.key --servername pg1.example https://198.51.100.11:8008/primary"`
+	if code != 0 || !strings.Contains(out, want) {
+		t.Errorf("exit %d, stderr %q, no %s in\n%s", code, errs, want, out)
+	}
+	code, out, _ = runConf(t, sys, "--mode", "oneshot", "--vip", "198.51.100.100/24", "--peer", "198.51.100.12",
+		"--servername", "", "--cert", "/etc/ssl/c.pem", "--key", "/etc/ssl/k.pem")
+	if code != 0 || !strings.Contains(out, `"/usr/bin/patroni-vip-check --cacert /etc/patroni/ca.pem --cert /etc/ssl/c.pem --key /etc/ssl/k.pem https://`) {
+		t.Errorf("overrides: exit %d\n%s", code, out)
+	}
+}
+
+// certForName is a self-signed certificate for the DNS name name only.
+func certForName(t *testing.T, name string) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{name}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+func TestKeepalivedConfErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		sys  func() *systemtest.Fake
+		args []string
+		want string
+	}{
+		{"no vip", func() *systemtest.Fake { return labNode("2.2.7") }, nil, "--vip ADDR/PREFIX is required"},
+		{"bad vip", func() *systemtest.Fake { return labNode("2.2.7") }, []string{"--vip", "198.51.100.100"}, "want an address with its prefix"},
+		{"bad flag", func() *systemtest.Fake { return labNode("2.2.7") }, []string{"--vip", "198.51.100.100/24", "--bogus"}, "keepalived-conf: unknown flag --bogus (see --help)"},
+		{"bad mode", func() *systemtest.Fake { return labNode("2.2.7") }, []string{"--vip", "198.51.100.100/24", "--mode", "cron"}, `--mode "cron"`},
+		{"bad peer", func() *systemtest.Fake { return labNode("2.2.7") }, []string{"--vip", "198.51.100.100/24", "--peer", "pg2"}, `--peer "pg2" is not an address`},
+		{"router id 0", func() *systemtest.Fake { return labNode("2.2.7") }, []string{"--vip", "198.51.100.100/24", "--peer", "198.51.100.12", "--router-id", "0"}, "virtual_router_id -1"},
+		{"no keepalived", func() *systemtest.Fake {
+			s := labNode("2.2.7")
+			delete(s.Files, "/usr/sbin/keepalived")
+			return s
+		}, []string{"--vip", "198.51.100.100/24"}, "keepalived is not installed"},
+		{"garbled version", func() *systemtest.Fake { return labNode("x") }, []string{"--vip", "198.51.100.100/24"}, "no \"Keepalived vX.Y.Z\""},
+		{"no patroni", func() *systemtest.Fake {
+			s := labNode("2.2.7")
+			delete(s.Files, "/etc/patroni/15-main.yml")
+			return s
+		}, []string{"--vip", "198.51.100.100/24"}, "no Patroni configuration"},
+		{"two patronis", func() *systemtest.Fake {
+			s := labNode("2.2.7")
+			s.Files["/etc/patroni/16-main.yml"] = s.Files["/etc/patroni/15-main.yml"]
+			return s
+		}, []string{"--vip", "198.51.100.100/24"}, "2 Patroni configurations (/etc/patroni/15-main.yml, /etc/patroni/16-main.yml): name it with --patroni-config"},
+		{"no interface", func() *systemtest.Fake {
+			s := labNode("2.2.7")
+			s.Ifaces = s.Ifaces[:1]
+			return s
+		}, []string{"--vip", "198.51.100.100/24", "--peer", "198.51.100.12"}, "no interface holds 198.51.100.11"},
+		{"vip is node", func() *systemtest.Fake { return labNode("2.2.7") }, []string{"--vip", "198.51.100.11/24", "--peer", "198.51.100.12"}, "this node's own address"},
+		{"password in url", func() *systemtest.Fake { return labNode("2.2.7") },
+			[]string{"--vip", "198.51.100.100/24", "--url", "ftp://u:S3CRET@198.51.100.11:8008/primary"}, `--url "ftp://u:xxxxx@198.51.100.11:8008/primary"`},
+	}
+	for _, tc := range cases {
+		code, out, errs := runConf(t, tc.sys(), tc.args...)
+		lines := strings.Split(strings.TrimSuffix(errs, "\n"), "\n")
+		if code != 1 || out != "" || len(lines) != 1 || !strings.HasPrefix(errs, "patroni-vip-check: error: ") ||
+			!strings.Contains(errs, tc.want) || strings.HasSuffix(strings.TrimSpace(errs), ".") {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q, want one error line with %q", tc.name, code, out, errs, tc.want)
+		}
+		if strings.Contains(errs, "S3CRET") {
+			t.Errorf("%s: the password shows: %q", tc.name, errs)
+		}
+	}
+	code, out, _ := runConf(t, labNode("2.2.7"), "--help")
+	if code != 0 || !strings.HasPrefix(out, "usage: patroni-vip-check keepalived-conf") {
+		t.Errorf("--help: exit %d, %q", code, out)
+	}
+}
+
+func TestKeepalivedConfWarnsOutsideSubnet(t *testing.T) {
+	code, out, errs := runConf(t, labNode("2.2.7"), "--vip", "203.0.113.10/24", "--peer", "198.51.100.12")
+	if code != 0 || out == "" || !strings.Contains(errs, "patroni-vip-check: warning: the VIP 203.0.113.10/24 is not in eth0's subnet 198.51.100.0/24") {
+		t.Errorf("exit %d, stderr %q", code, errs)
+	}
+}

@@ -1,0 +1,133 @@
+package cmdline
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseArgsDefaults(t *testing.T) {
+	c, err := Parse(Once, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.URL != DefaultURL || c.Timeout != 800*time.Millisecond || c.ConnectTimeout != 300*time.Millisecond ||
+		c.Retries != 1 || c.Remind != time.Hour || c.Log != "auto" || c.StatusOnly || c.NoState {
+		t.Errorf("defaults %+v", c)
+	}
+}
+
+func TestParseArgsInterspersed(t *testing.T) {
+	c, err := Parse(Once, []string{"http://198.51.100.11:8008/replica?lag=16MB", "--timeout", "500ms", "-v", "--retries=0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.URL != "http://198.51.100.11:8008/replica?lag=16MB" || c.Timeout != 500*time.Millisecond || !c.Verbose || c.Retries != 0 {
+		t.Errorf("parsed %+v", c)
+	}
+}
+
+func TestSalvage(t *testing.T) {
+	c := Salvage(Once, []string{"--timeout", "x", "--log", "syslog", "--log-socket=/tmp/s", "--state-dir", "/tmp/st", "--remind", "5m"})
+	if c.Log != "syslog" || c.LogSocket != "/tmp/s" || c.StateDir != "/tmp/st" || c.Remind != 5*time.Minute {
+		t.Errorf("salvaged %+v", c)
+	}
+}
+
+// TestDoubleDashEndsFlags: after "--" everything is the URL, however
+// flag-like: it neither sets a flag nor is salvaged as one.
+func TestDoubleDashEndsFlags(t *testing.T) {
+	_, err := Parse(Once, []string{"--", "http://127.0.0.1:8008/primary", "--timeout=5s"})
+	if err == nil || !strings.Contains(err.Error(), "one URL expected, got 2") {
+		t.Errorf("-- URL --timeout=5s: %v", err)
+	}
+	c, err := Parse(Once, []string{"--", "--state-dir=00"})
+	if err != nil || c.URL != "--state-dir=00" || c.StateDir != "" {
+		t.Errorf("-- --state-dir=00: %+v, %v", c, err)
+	}
+	if s := Salvage(Once, []string{"--bogus", "--", "--state-dir=00"}); s.StateDir != "" {
+		t.Errorf("salvage took --state-dir from after --: %q", s.StateDir)
+	}
+	// A flag's value may be "--"; it does not end the flags.
+	c, err = Parse(Once, []string{"--servername", "--", "--timeout", "2s"})
+	if err != nil || c.ServerName != "--" || c.Timeout != 2*time.Second {
+		t.Errorf("--servername -- --timeout 2s: %+v, %v", c, err)
+	}
+}
+
+func TestWatchFlags(t *testing.T) {
+	c, err := Parse(Watch, []string{"--interval", "200ms", "--track-file", "/run/x/y", "http://198.51.100.11:8008/primary"})
+	if err != nil || c.Interval != 200*time.Millisecond || c.TrackFile != "/run/x/y" || c.URL != "http://198.51.100.11:8008/primary" {
+		t.Errorf("%+v, %v", c, err)
+	}
+	if _, err := Parse(Once, []string{"--track-file", "/x"}); err == nil || !strings.Contains(err.Error(), "--track-file is a flag of patroni-vip-check watch") {
+		t.Errorf("--track-file without watch: %v", err)
+	}
+	if c, err := Parse(Once, []string{"--interval", "200ms"}); err != nil || !c.IntervalSet || c.Interval != 200*time.Millisecond {
+		t.Errorf("--interval of a single run, keepalived's: %+v, %v", c, err)
+	}
+	if _, err := Parse(Watch, []string{"--no-state"}); err == nil || !strings.Contains(err.Error(), "keeps its state in memory") {
+		t.Errorf("--no-state with watch: %v", err)
+	}
+	if _, err := Parse(Watch, []string{"--interval", "1ms"}); err == nil {
+		t.Error("--interval 1ms accepted")
+	}
+}
+
+// FuzzParseArgs: any command line parses or fails with a one-line error;
+// nothing panics, what parses is consistent, and salvage reads the same
+// logging and state flags from it as Parse.
+func FuzzParseArgs(f *testing.F) {
+	f.Add("--timeout\x00800ms\x00http://127.0.0.1:8008/primary")
+	f.Add("-v\x00--log=syslog\x00--log-socket\x00/dev/log")
+	f.Add("--retries\x0011")
+	f.Add("--\x00--help")
+	f.Add("--\x00--state-dir=00")
+	f.Add("--servername\x00--\x00--state-dir\x00/x")
+	f.Fuzz(func(t *testing.T, joined string) {
+		args := splitNUL(joined)
+		for _, m := range []Mode{Once, Watch} {
+			c, err := Parse(m, args)
+			s := Salvage(m, args)
+			if err != nil {
+				if msg := err.Error(); msg == "" || containsNewline(msg) {
+					t.Fatalf("error %q", msg)
+				}
+				continue
+			}
+			if c.Help || c.Version {
+				continue
+			}
+			if c.Timeout < 10*time.Millisecond || c.ConnectTimeout <= 0 || c.Retries < 0 || c.Retries > 10 || c.Remind < 0 {
+				t.Fatalf("accepted %+v", c)
+			}
+			if s.Log != c.Log || s.LogSocket != c.LogSocket || s.StateDir != c.StateDir || s.Remind != c.Remind || s.NoState != c.NoState {
+				t.Fatalf("salvage %+v disagrees with Parse %+v on %q", s, c, args)
+			}
+		}
+	})
+}
+
+func splitNUL(s string) []string {
+	if s == "" {
+		return nil
+	}
+	var out []string
+	start := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0 {
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, s[start:])
+}
+
+func containsNewline(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			return true
+		}
+	}
+	return false
+}

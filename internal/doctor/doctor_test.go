@@ -1,0 +1,668 @@
+package doctor
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/patroni-vip-check/patroni-vip-check/check"
+	"github.com/patroni-vip-check/patroni-vip-check/internal/keepalived"
+	"github.com/patroni-vip-check/patroni-vip-check/internal/system"
+	"github.com/patroni-vip-check/patroni-vip-check/internal/system/systemtest"
+)
+
+const conf = "/etc/keepalived/keepalived.conf"
+
+var (
+	v227 = keepalived.Version{Major: 2, Minor: 2, Patch: 7}
+	v233 = keepalived.Version{Major: 2, Minor: 3, Patch: 3}
+	t0   = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+)
+
+// elfHeader starts an executable for this machine.
+func elfHeader() []byte {
+	h := make([]byte, 64)
+	copy(h, "\x7fELF\x02\x01\x01")
+	m := elfMachine("amd64")
+	if g := os.Getenv("GOARCH"); g != "" {
+		m = elfMachine(g)
+	}
+	h[18], h[19] = byte(m), byte(m>>8)
+	return h
+}
+
+// fakeCheck answers as patroni-vip-check does: --version, and a --json run
+// whose report names the verdict's reason.
+type fakeCheck struct {
+	reason string // "eligible", "not-eligible", "unreachable"...
+	broken bool   // exec fails
+	args   []string
+}
+
+func (c *fakeCheck) run(cmd system.Cmd) system.Result {
+	if c.broken {
+		return system.Result{ExitCode: -1, Err: &fs.PathError{Op: "fork/exec", Path: cmd.Path, Err: errExecFormat{}}}
+	}
+	if len(cmd.Args) > 0 && cmd.Args[0] == "--version" {
+		return system.Result{Stdout: []byte("patroni-vip-check 1.2.3\n")}
+	}
+	c.args = cmd.Args
+	if !slices.Contains(cmd.Args, "--json") {
+		return system.Result{ExitCode: 1, Stderr: []byte("patroni-vip-check: error: the doctor must ask for --json\n")}
+	}
+	rep := check.Report{Eligible: c.reason == "eligible", Reason: check.Class(c.reason), URL: "http://198.51.100.11:8008/primary",
+		HTTPStatus: 200, Role: "master", State: "running", Timeline: 4, PatroniVersion: "3.0.2", ElapsedSeconds: 0.0012}
+	code := 1
+	if rep.Eligible {
+		code = 0
+	}
+	out, _ := json.Marshal(rep)
+	return system.Result{Stdout: append(out, '\n'), ExitCode: code}
+}
+
+type errExecFormat struct{}
+
+func (errExecFormat) Error() string { return "exec format error" }
+
+// node is a machine set up as the shipped examples assume: the package
+// installed, keepalived running the file, Patroni answering, systemd
+// running the watcher.
+type node struct {
+	sys   *systemtest.Fake
+	check *fakeCheck
+	opts  Options
+}
+
+func newNode(t *testing.T, example string, v keepalived.Version) *node {
+	t.Helper()
+	data, err := os.ReadFile("../../packaging/" + example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &node{check: &fakeCheck{reason: "eligible"}}
+	dir := fs.ModeDir
+	n.sys = &systemtest.Fake{
+		Files: map[string]*systemtest.File{
+			conf:                                {Mode: 0o644, Data: data, ModTime: t0},
+			"/usr/bin/patroni-vip-check":        {Mode: 0o755, Data: elfHeader(), Label: "system_u:object_r:bin_t:s0"},
+			"/usr/sbin/keepalived":              {Mode: 0o755, Data: elfHeader()},
+			"/usr/bin/systemctl":                {Mode: 0o755, Data: elfHeader()},
+			"/run/systemd/system":               {Mode: dir | 0o755},
+			"/run/patroni-vip-check":            {Mode: dir | 0o711, Label: "system_u:object_r:var_run_t:s0"},
+			"/run/patroni-vip-check/x.state":    {Mode: 0o600, Label: "system_u:object_r:keepalived_var_run_t:s0"},
+			"/run/keepalived-patroni-vip-check": {Mode: dir | 0o755, Label: "system_u:object_r:keepalived_var_run_t:s0"},
+			"/run/keepalived-patroni-vip-check/eligible": {Mode: 0o644, Data: []byte("1\n"),
+				Label: "system_u:object_r:keepalived_var_run_t:s0"},
+			"/usr/lib/tmpfiles.d/patroni-vip-check.conf": {Mode: 0o644, Data: []byte(
+				"d /run/patroni-vip-check 0711 root root -\nd /run/keepalived-patroni-vip-check 0755 root root -\n")},
+			"/etc/patroni/15-main.yml": {Mode: 0o640, Data: []byte(
+				"name: node1\nrestapi:\n  listen: 0.0.0.0:8008\n  connect_address: 198.51.100.11:8008\n" +
+					"postgresql:\n  listen: 0.0.0.0:5432\n  connect_address: 198.51.100.11:5432\n")},
+			"/proc/sys/net/ipv4/ip_nonlocal_bind": {Mode: 0o644, Data: []byte("0\n")},
+			"/etc/default/patroni-vip-check": {Mode: 0o644, Data: []byte(
+				"# the node's own REST API\nPATRONI_VIP_CHECK_ARGS=\"http://198.51.100.11:8008/primary\"\n")},
+		},
+		Users:  []system.User{{Name: "root", UID: 0, GID: 0, Home: "/root"}, {Name: "postgres", UID: 105, GID: 110}},
+		Groups: map[string]uint32{"root": 0},
+		Ifaces: []system.Interface{
+			{Name: "lo", Up: true, Addrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8")}},
+			{Name: "eth0", Up: true, Addrs: []netip.Prefix{netip.MustParsePrefix("198.51.100.11/24")}},
+		},
+		Procs: []system.Process{
+			{PID: 100, Exe: "/usr/sbin/keepalived", Args: []string{"/usr/sbin/keepalived", "--dont-fork", "-D"}, Start: t0.Add(time.Hour)},
+			{PID: 101, Exe: "/usr/sbin/keepalived", Args: []string{"/usr/sbin/keepalived", "--dont-fork", "-D"}, Start: t0.Add(time.Hour)},
+			{PID: 200, Exe: "/usr/bin/patroni-vip-check", Args: []string{"/usr/bin/patroni-vip-check", "watch"}, Start: t0},
+		},
+	}
+	n.sys.Commands = map[string]func(system.Cmd) system.Result{
+		"/usr/sbin/keepalived": func(system.Cmd) system.Result {
+			return system.Result{Stderr: []byte("Keepalived v" + v.String() + " (01/16,2022)\n")}
+		},
+		"/usr/bin/patroni-vip-check": func(c system.Cmd) system.Result { return n.check.run(c) },
+		"/usr/bin/systemctl":         n.systemctl("active"),
+	}
+	return n
+}
+
+func (n *node) systemctl(state string) func(system.Cmd) system.Result {
+	return func(c system.Cmd) system.Result {
+		arg := strings.Join(c.Args, " ")
+		switch {
+		case strings.HasPrefix(arg, "is-active"):
+			code := 0
+			if state != "active" {
+				code = 3
+			}
+			return system.Result{Stdout: []byte(state + "\n"), ExitCode: code}
+		case strings.Contains(arg, "--property=LoadState"):
+			return system.Result{Stdout: []byte("loaded\n")}
+		case strings.Contains(arg, "--property=MainPID"):
+			return system.Result{Stdout: []byte("200\n")}
+		case strings.Contains(arg, "--property=ExecStart"):
+			// As the shipped unit says it: the URL is in the environment file.
+			return system.Result{Stdout: []byte("{ path=/usr/bin/patroni-vip-check ; argv[]=/usr/bin/patroni-vip-check watch $PATRONI_VIP_CHECK_ARGS ; ignore_errors=no ; start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; code=(null) ; status=0/0 }\n")}
+		}
+		return system.Result{ExitCode: 1}
+	}
+}
+
+func (n *node) run() []Finding {
+	opts := n.opts
+	opts.KeepalivedConf = conf
+	return Run(context.Background(), n.sys, opts)
+}
+
+// line is the number of the configuration's first line that holds text.
+func (n *node) line(t *testing.T, text string) int {
+	t.Helper()
+	data := string(n.sys.Files[conf].Data)
+	i := strings.Index(data, text)
+	if i < 0 {
+		t.Fatalf("no %q in the configuration", text)
+	}
+	return 1 + strings.Count(data[:i], "\n")
+}
+
+// edit changes the configuration file.
+func (n *node) edit(t *testing.T, old, new string) {
+	t.Helper()
+	f := n.sys.Files[conf]
+	if !strings.Contains(string(f.Data), old) {
+		t.Fatalf("no %q in the configuration", old)
+	}
+	f.Data = []byte(strings.Replace(string(f.Data), old, new, 1))
+}
+
+func lines(fs []Finding) string {
+	var b strings.Builder
+	for _, f := range fs {
+		b.WriteString("  " + f.String() + "\n")
+	}
+	return b.String()
+}
+
+// The shipped examples, on a machine set up as they assume, give no
+// warning and no failure.
+func TestShippedExamplesPass(t *testing.T) {
+	for _, tc := range []struct {
+		example string
+		v       keepalived.Version
+	}{
+		{"keepalived.conf", v227},
+		{"keepalived-2.3.conf", v233},
+		{"keepalived-watch.conf", v227},
+		{"keepalived-watch.conf", v233},
+	} {
+		for _, selinux := range []string{"", "1"} {
+			n := newNode(t, tc.example, tc.v)
+			if selinux != "" {
+				n.sys.Files["/sys/fs/selinux/enforce"] = &systemtest.File{Mode: 0o644, Data: []byte(selinux)}
+			}
+			fs := n.run()
+			for _, f := range fs {
+				if f.Level != OK {
+					t.Errorf("%s, keepalived %s, SELinux %q: not only ok:\n%s", tc.example, tc.v, selinux, lines(fs))
+					break
+				}
+			}
+			if len(fs) < 8 {
+				t.Errorf("%s: only %d findings:\n%s", tc.example, len(fs), lines(fs))
+			}
+		}
+	}
+}
+
+// want asserts a finding of level whose line holds every part.
+func want(t *testing.T, fs []Finding, level Level, parts ...string) {
+	t.Helper()
+	for _, f := range fs {
+		if f.Level != level {
+			continue
+		}
+		line, all := f.String(), true
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
+		}
+		if all {
+			if strings.Contains(line, "\n") {
+				t.Errorf("finding on more than one line: %q", line)
+			}
+			return
+		}
+	}
+	t.Errorf("no %s finding with %q in:\n%s", level, parts, lines(fs))
+}
+
+// none asserts that no finding is worse than ok.
+func none(t *testing.T, fs []Finding, level Level) {
+	t.Helper()
+	for _, f := range fs {
+		if f.Level >= level {
+			t.Errorf("unexpected %s: %s\nall:\n%s", f.Level, f, lines(fs))
+			return
+		}
+	}
+}
+
+// moveCheck installs the check elsewhere, with the given directories.
+func (n *node) moveCheck(t *testing.T, bin string, dirs map[string]*systemtest.File) {
+	n.sys.Files[bin] = &systemtest.File{Mode: 0o755, Data: elfHeader(), Label: "system_u:object_r:bin_t:s0"}
+	for d, f := range dirs {
+		n.sys.Files[d] = f
+	}
+	n.sys.Commands[bin] = n.check.run
+	n.edit(t, `script "/usr/bin/patroni-vip-check`, `script "`+bin)
+}
+
+func TestUnsafeScriptPath(t *testing.T) {
+	dir := fs.ModeDir
+	cases := []struct {
+		name  string
+		dirs  map[string]*systemtest.File
+		file  *systemtest.File
+		bad   string // the component found unsafe, "" for none
+		level Level
+	}{
+		{"other-writable directory", map[string]*systemtest.File{"/opt/pvc": {Mode: dir | 0o777}}, nil, "/opt/pvc is writable by others (0777)", Failure},
+		{"group-writable by a non-root group", map[string]*systemtest.File{"/opt/pvc": {Mode: dir | 0o775, GID: 50}}, nil, "/opt/pvc is writable by group 50", Failure},
+		{"not root's", map[string]*systemtest.File{"/opt/pvc": {Mode: dir | 0o755, UID: 105}}, nil, "/opt/pvc is owned by postgres, not root", Failure},
+		{"file writable by group", nil, &systemtest.File{Mode: 0o775, GID: 50, Data: elfHeader()}, "/opt/pvc/patroni-vip-check is writable by group 50", Failure},
+		{"sticky root directory", map[string]*systemtest.File{"/opt/pvc": {Mode: dir | fs.ModeSticky | 0o777}}, nil, "", OK},
+		{"writable by root's group", map[string]*systemtest.File{"/opt/pvc": {Mode: dir | 0o775}}, nil, "", OK},
+	}
+	for _, tc := range cases {
+		n := newNode(t, "keepalived.conf", v227)
+		n.moveCheck(t, "/opt/pvc/patroni-vip-check", tc.dirs)
+		if tc.file != nil {
+			n.sys.Files["/opt/pvc/patroni-vip-check"] = tc.file
+		}
+		fs := n.run()
+		if tc.bad == "" {
+			none(t, fs, Failure)
+			continue
+		}
+		want(t, fs, tc.level, fmt.Sprintf("keepalived.conf:%d: vrrp_script patroni_primary: ", n.line(t, "    script "))+tc.bad, "Unsafe permissions found",
+			"keepalived disables the track script and the instance takes the VIP without it")
+	}
+	// A link is checked where it leads (2.2.7) and where it is (2.3.3).
+	n := newNode(t, "keepalived.conf", v227)
+	n.moveCheck(t, "/opt/pvc/patroni-vip-check", map[string]*systemtest.File{"/opt/pvc": {Mode: dir | 0o777}})
+	n.sys.Files["/usr/local/bin/pvc"] = &systemtest.File{Mode: fs.ModeSymlink | 0o777, Target: "/opt/pvc/patroni-vip-check"}
+	n.edit(t, `script "/opt/pvc/patroni-vip-check`, `script "/usr/local/bin/pvc`)
+	want(t, n.run(), Failure, "/opt/pvc is writable by others")
+	// Without enable_script_security the same path runs: a warning.
+	n = newNode(t, "keepalived.conf", v227)
+	n.moveCheck(t, "/opt/pvc/patroni-vip-check", map[string]*systemtest.File{"/opt/pvc": {Mode: dir | 0o777}})
+	n.edit(t, "    enable_script_security\n", "")
+	fs := n.run()
+	want(t, fs, Warning, "/opt/pvc is writable by others", "anyone who can write there can run code as root")
+	want(t, fs, Warning, "no enable_script_security", "add enable_script_security to global_defs")
+	none(t, fs, Failure)
+	// keepalived checks the path only for root: keepalived_script may run it.
+	n = newNode(t, "keepalived.conf", v227)
+	n.moveCheck(t, "/opt/pvc/patroni-vip-check", map[string]*systemtest.File{"/opt/pvc": {Mode: dir | 0o777}})
+	n.edit(t, "    script_user root\n", "")
+	n.sys.Users = append(n.sys.Users, system.User{Name: "keepalived_script", UID: 998, GID: 998})
+	fs = n.run()
+	want(t, fs, OK, "runs as keepalived_script")
+	want(t, fs, OK, "who can run it (keepalived checks the path's owners only for root)")
+	want(t, fs, Warning, "the check's state directory /run/patroni-vip-check/keepalived_script does not exist, and keepalived_script cannot create it")
+}
+
+func TestMissingOrBrokenBinary(t *testing.T) {
+	n := newNode(t, "keepalived.conf", v227)
+	delete(n.sys.Files, "/usr/bin/patroni-vip-check")
+	want(t, n.run(), Failure, fmt.Sprintf(":%d: vrrp_script patroni_primary: /usr/bin/patroni-vip-check cannot be accessed", n.line(t, "    script ")), "takes the VIP without it")
+
+	n = newNode(t, "keepalived.conf", v227)
+	n.sys.Files["/usr/bin/patroni-vip-check"].Mode = 0o644
+	want(t, n.run(), Failure, "is not executable for root (mode 0644)")
+
+	n = newNode(t, "keepalived.conf", v227)
+	n.check.broken = true
+	want(t, n.run(), Failure, "does not run (exec format error)", "counts a script that fails to start as a success")
+
+	n = newNode(t, "keepalived.conf", v227)
+	n.sys.Commands["/usr/bin/patroni-vip-check"] = func(system.Cmd) system.Result {
+		return system.Result{Stdout: []byte("curl 7.88.1\n"), ExitCode: 0}
+	}
+	want(t, n.run(), Failure, "it is not patroni-vip-check")
+}
+
+func TestScriptUser(t *testing.T) {
+	n := newNode(t, "keepalived.conf", v227)
+	n.edit(t, "script_user root", "script_user pvc")
+	want(t, n.run(), Failure, "user pvc does not exist", "removes every vrrp_script without a user of its own")
+
+	n = newNode(t, "keepalived.conf", v227)
+	n.edit(t, "    script_user root\n", "")
+	want(t, n.run(), Failure, "no script_user and no user keepalived_script", "Unable to set default user", "add script_user root")
+
+	n = newNode(t, "keepalived.conf", v227)
+	n.edit(t, "    fall 1\n", "    fall 1\n    user nobody\n")
+	want(t, n.run(), Failure, "user nobody does not exist", "removes vrrp_script patroni_primary")
+}
+
+func TestNoAccept(t *testing.T) {
+	n := newNode(t, "keepalived.conf", v227)
+	n.edit(t, "    accept\n", "    no_accept\n")
+	want(t, n.run(), Failure, fmt.Sprintf(":%d: vrrp_instance patroni_vip: no_accept makes keepalived 2.2.7 drop every packet addressed to the VIP", n.line(t, "    no_accept")), "use accept")
+
+	n = newNode(t, "keepalived.conf", v227)
+	n.edit(t, "    accept\n", "")
+	n.edit(t, "global_defs {\n", "global_defs {\n    vrrp_strict\n")
+	fs := n.run()
+	want(t, fs, Warning, "vrrp_strict: keepalived drops all traffic to the VIP of any instance without an explicit accept")
+	want(t, fs, Failure, "vrrp_strict (which forces no_accept) makes keepalived 2.2.7 drop every packet")
+	// With accept and VRRP version 3, strict mode keeps accept.
+	n = newNode(t, "keepalived.conf", v227)
+	n.edit(t, "global_defs {\n", "global_defs {\n    vrrp_strict\n")
+	fs = n.run()
+	want(t, fs, Warning, "vrrp_strict")
+	none(t, fs, Failure)
+}
+
+func TestWeights(t *testing.T) {
+	n := newNode(t, "keepalived.conf", v227)
+	n.edit(t, "        patroni_primary\n    }\n}", "        patroni_primary weight -20\n    }\n}")
+	fs := n.run()
+	want(t, fs, Failure, fmt.Sprintf("keepalived.conf:%d: track_script patroni_primary has weight -20: a failing check only changes the priority and the node may keep the VIP; remove the weight", n.line(t, "patroni_primary weight -20")))
+	want(t, fs, Failure, "vrrp_instance patroni_vip has no check that can put it in FAULT")
+
+	n = newNode(t, "keepalived.conf", v227)
+	n.edit(t, "    fall 1\n", "    fall 1\n    weight 10\n")
+	want(t, n.run(), Failure, "track_script patroni_primary has weight 10", "remove the weight from vrrp_script patroni_primary")
+}
+
+func TestTimeouts(t *testing.T) {
+	n := newNode(t, "keepalived.conf", v227)
+	n.edit(t, "patroni-vip-check http://", "patroni-vip-check --timeout 2s http://")
+	want(t, n.run(), Failure, fmt.Sprintf(":%d: vrrp_script patroni_primary: keepalived's timeout 1s is not above the check's --timeout 2s", n.line(t, "    timeout 1")), "kills slow answers")
+
+	// No timeout: keepalived's is the interval.
+	n = newNode(t, "keepalived.conf", v227)
+	n.edit(t, "    timeout 1\n", "")
+	n.edit(t, "patroni-vip-check http://", "patroni-vip-check --timeout=1s http://")
+	want(t, n.run(), Failure, "keepalived's timeout (the interval, as none is set) 1s is not above the check's --timeout 1s")
+
+	// The 2.3 example's 0.5 s timeout against the check's 150ms is fine on 2.3.3...
+	n = newNode(t, "keepalived-2.3.conf", v233)
+	fs := n.run()
+	want(t, fs, OK, "keepalived's timeout 500ms is above the check's --timeout 150ms; it runs every 200ms")
+	none(t, fs, Warning)
+	// ...and on 2.2.7 both fractions fail.
+	n = newNode(t, "keepalived-2.3.conf", v227)
+	fs = n.run()
+	want(t, fs, Failure, "interval 0.2: invalid number '0.2': keepalived 2.2.7 reads whole seconds - raised to 1 s; keepalived runs the check every 1s", "fractions need keepalived 2.3.2")
+	want(t, fs, Failure, "timeout 0.5: invalid number")
+	for _, f := range fs { // the interval's failure says it all
+		if f.Level == Warning && strings.Contains(f.String(), "--interval") {
+			t.Errorf("a warning on --interval beside the interval's failure: %s", f)
+		}
+	}
+
+	// keepalived's timeout 0.2 s leaves the check 50 ms, less than a busy
+	// node takes between keepalived's fork and the check's clock.
+	n = newNode(t, "keepalived-2.3.conf", v233)
+	n.edit(t, "    timeout 0.5\n", "    timeout 0.2\n")
+	want(t, n.run(), Failure, "keepalived's timeout 200ms is not above the check's --timeout 150ms", "set timeout above 250ms")
+
+	// The check's --interval must be keepalived's, or its warning is wrong.
+	n = newNode(t, "keepalived-2.3.conf", v233)
+	n.edit(t, "--interval 200ms", "--interval 50ms")
+	want(t, n.run(), Warning, "the check's --interval 50ms is not keepalived's interval 200ms", "give the check --interval 200ms")
+	n = newNode(t, "keepalived-2.3.conf", v233)
+	n.edit(t, "--interval 200ms", "--interval")
+	want(t, n.run(), Failure, `--interval "--timeout": not a duration (like 800ms, 1s or 1h): the check exits 1 at every run`)
+}
+
+func TestTrackFile(t *testing.T) {
+	n := newNode(t, "keepalived-watch.conf", v227)
+	delete(n.sys.Files, "/run/keepalived-patroni-vip-check/eligible")
+	delete(n.sys.Files, "/run/keepalived-patroni-vip-check")
+	want(t, n.run(), Failure, "track_file patroni_primary: the directory /run/keepalived-patroni-vip-check does not exist",
+		`"Track file directory for patroni_primary does not exist - removing"`, "takes the VIP without it")
+	n = newNode(t, "keepalived-watch.conf", v233)
+	delete(n.sys.Files, "/run/keepalived-patroni-vip-check/eligible")
+	delete(n.sys.Files, "/run/keepalived-patroni-vip-check")
+	want(t, n.run(), Failure, `"realpath() error 2 (No such file or directory) for patroni_primary"`)
+
+	n = newNode(t, "keepalived-watch.conf", v227)
+	delete(n.sys.Files, "/usr/lib/tmpfiles.d/patroni-vip-check.conf")
+	want(t, n.run(), Warning, "nothing creates it at boot", "d /run/keepalived-patroni-vip-check 0755 root root -")
+
+	n = newNode(t, "keepalived-watch.conf", v227)
+	n.edit(t, "weight 0 reverse", "weight 0")
+	want(t, n.run(), Failure, "weight 0 without reverse: a missing, empty or garbage file counts as healthy (fails open)")
+
+	n = newNode(t, "keepalived-watch.conf", v227)
+	n.edit(t, "    weight 0 reverse\n", "")
+	want(t, n.run(), Failure, "track_file patroni_primary has weight 1: the file's value only changes the priority")
+
+	n = newNode(t, "keepalived-watch.conf", v227)
+	n.edit(t, "    weight 0 reverse\n", "    weight 0 reverse\n    init_file 1 overwrite\n")
+	want(t, n.run(), Failure, "init_file writes 1 when keepalived starts")
+
+	n = newNode(t, "keepalived-watch.conf", v227)
+	n.sys.Files["/run/keepalived-patroni-vip-check/eligible"].Data = []byte("yes\n")
+	want(t, n.run(), Warning, `holds "yes", which keepalived reads as 0`)
+	n.sys.Files["/run/keepalived-patroni-vip-check/eligible"].Data = []byte("0\n")
+	want(t, n.run(), OK, "says 0: this node may not hold the VIP now")
+}
+
+func TestWatchService(t *testing.T) {
+	n := newNode(t, "keepalived-watch.conf", v227)
+	n.sys.Commands["/usr/bin/systemctl"] = n.systemctl("failed")
+	want(t, n.run(), Failure, "patroni-vip-check.service is failed: nothing keeps the track file up to date")
+
+	n = newNode(t, "keepalived-watch.conf", v227)
+	delete(n.sys.Files, "/run/systemd/system")
+	want(t, n.run(), Warning, "cannot tell whether patroni-vip-check.service runs: systemd does not run here")
+
+	n = newNode(t, "keepalived-watch.conf", v227)
+	n.sys.Procs[2].Exe = "/usr/bin/patroni-vip-check (deleted)"
+	want(t, n.run(), Warning, "still runs the binary that was replaced")
+
+	n = newNode(t, "keepalived-watch.conf", v227)
+	n.edit(t, "    file /run/keepalived-patroni-vip-check/eligible\n", "    file /run/keepalived-patroni-vip-check/other\n")
+	want(t, n.run(), Failure, "reads /run/keepalived-patroni-vip-check/other, but patroni-vip-check.service keeps /run/keepalived-patroni-vip-check/eligible")
+}
+
+func TestRunningKeepalived(t *testing.T) {
+	n := newNode(t, "keepalived.conf", v227)
+	n.sys.Procs = n.sys.Procs[2:]
+	want(t, n.run(), Warning, "keepalived is not running")
+
+	n = newNode(t, "keepalived.conf", v227)
+	n.sys.Files[conf].ModTime = t0.Add(2 * time.Hour)
+	want(t, n.run(), Warning, "changed after keepalived (pid 100) started", "systemctl reload keepalived")
+
+	n = newNode(t, "keepalived.conf", v227)
+	n.sys.Procs[0].Args = []string{"/usr/sbin/keepalived", "-f", "/etc/keepalived/other.conf"}
+	n.sys.Files["/etc/keepalived/other.conf"] = &systemtest.File{Mode: 0o644}
+	want(t, n.run(), Warning, "keepalived (pid 100) reads /etc/keepalived/other.conf, not the file checked")
+
+	// Another build than the installed one.
+	n = newNode(t, "keepalived.conf", v227)
+	n.moveCheck(t, "/usr/local/bin/patroni-vip-check", nil)
+	n.sys.Files["/usr/local/bin/patroni-vip-check"].Data = append(elfHeader(), 1)
+	want(t, n.run(), Warning, "keepalived runs /usr/local/bin/patroni-vip-check (patroni-vip-check 1.2.3), not the installed /usr/bin/patroni-vip-check")
+	n.sys.Files["/usr/local/bin/patroni-vip-check"].Data = elfHeader()
+	want(t, n.run(), OK, "is a copy of the installed /usr/bin/patroni-vip-check")
+}
+
+func TestPatroniAnswer(t *testing.T) {
+	n := newNode(t, "keepalived.conf", v227)
+	n.check.reason = "unreachable"
+	want(t, n.run(), Failure, "the check gets no usable answer from http://198.51.100.11:8008/primary", "this node can never hold the VIP")
+	n.check.reason = "not-eligible"
+	fs := n.run()
+	want(t, fs, OK, "says this node may not hold the VIP now (state=running, role=master, version=3.0.2)")
+	none(t, fs, Warning)
+}
+
+func TestPostgresListen(t *testing.T) {
+	n := newNode(t, "keepalived.conf", v227)
+	f := n.sys.Files["/etc/patroni/15-main.yml"]
+	f.Data = []byte(strings.Replace(string(f.Data), "listen: 0.0.0.0:5432", "listen: 127.0.0.1,198.51.100.11:5432", 1))
+	want(t, n.run(), Failure, "PostgreSQL listens on 127.0.0.1, 198.51.100.11 only", "connections to the VIP 198.51.100.100 are refused", "'*:5432'")
+	f.Data = []byte(strings.Replace(string(f.Data), "127.0.0.1,198.51.100.11:5432", "198.51.100.100:5432", 1))
+	want(t, n.run(), Warning, "by address: it fails to start where the VIP is not held")
+}
+
+func TestNetwork(t *testing.T) {
+	n := newNode(t, "keepalived.conf", v227)
+	n.edit(t, "dev eth0 label eth0:1", "dev eth1 label eth1:1")
+	want(t, n.run(), Failure, "virtual_ipaddress 198.51.100.100/24: dev eth1 does not exist here")
+
+	n = newNode(t, "keepalived.conf", v227)
+	n.edit(t, "198.51.100.100/24 dev", "203.0.113.100/24 dev")
+	want(t, n.run(), Warning, "the VIP 203.0.113.100/24 is in no subnet of eth0")
+
+	n = newNode(t, "keepalived.conf", v227)
+	n.edit(t, "198.51.100.100/24 dev", "198.51.100.100 dev")
+	want(t, n.run(), Warning, "the VIP 198.51.100.100/32 has another prefix than eth0's 198.51.100.11/24")
+
+	n = newNode(t, "keepalived.conf", v227)
+	n.edit(t, "interface eth0", "interface eth9")
+	want(t, n.run(), Failure, "interface eth9 does not exist here")
+}
+
+func TestGating(t *testing.T) {
+	n := newNode(t, "keepalived.conf", v227)
+	n.edit(t, "    track_script {\n        patroni_primary\n    }\n", "")
+	want(t, n.run(), Failure, "vrrp_instance patroni_vip tracks no script and no file: it takes the VIP whatever Patroni says")
+
+	n = newNode(t, "keepalived.conf", v227)
+	n.edit(t, "        patroni_primary\n    }\n}", "        patroni_check\n    }\n}")
+	want(t, n.run(), Failure, "track_script patroni_check: no vrrp_script of that name")
+
+	n = newNode(t, "keepalived.conf", v227)
+	n.edit(t, `script "/usr/bin/patroni-vip-check http://198.51.100.11:8008/primary"`, `script /usr/bin/patroni-vip-check http://198.51.100.11:8008/primary`)
+	want(t, n.run(), Failure, "keepalived runs only /usr/bin/patroni-vip-check and drops http://198.51.100.11:8008/primary")
+
+	n = newNode(t, "keepalived.conf", v227)
+	n.edit(t, "state BACKUP", "state MASTER")
+	want(t, n.run(), Warning, "starts as MASTER")
+}
+
+func TestStateDir(t *testing.T) {
+	n := newNode(t, "keepalived.conf", v227)
+	n.sys.Files["/run/patroni-vip-check"].UID = 105
+	want(t, n.run(), Warning, "the check's state directory /run/patroni-vip-check belongs to postgres, not root", "chown root")
+
+	n = newNode(t, "keepalived.conf", v227)
+	n.sys.Files["/run/patroni-vip-check"].Mode = fs.ModeDir | 0o777
+	want(t, n.run(), Warning, "has mode 0777")
+
+	n = newNode(t, "keepalived.conf", v227)
+	n.edit(t, "patroni-vip-check http://", "patroni-vip-check --state-dir /var/lib/pvc http://")
+	want(t, n.run(), OK, "the check's state directory /var/lib/pvc does not exist yet")
+
+	n = newNode(t, "keepalived.conf", v227)
+	n.edit(t, "patroni-vip-check http://", "patroni-vip-check --no-state http://")
+	want(t, n.run(), Warning, "--no-state: it logs every result, every run")
+}
+
+func TestSELinux(t *testing.T) {
+	enforce := func(n *node, mode string) {
+		n.sys.Files["/sys/fs/selinux/enforce"] = &systemtest.File{Mode: 0o644, Data: []byte(mode)}
+	}
+	n := newNode(t, "keepalived.conf", v227)
+	enforce(n, "1")
+	n.sys.Files["/usr/bin/patroni-vip-check"].Label = "unconfined_u:object_r:admin_home_t:s0"
+	want(t, n.run(), Failure, "/usr/bin/patroni-vip-check is labelled admin_home_t, which keepalived may not execute", "restorecon")
+	enforce(n, "0")
+	want(t, n.run(), Warning, "labelled admin_home_t", "(once SELinux enforces)")
+
+	n = newNode(t, "keepalived.conf", v227)
+	enforce(n, "1")
+	n.edit(t, "198.51.100.11:8008/primary", "198.51.100.11:8010/primary")
+	fs := n.run()
+	want(t, fs, Failure, "Patroni's port 8010 is not an http_port_t port", "semanage port -a -t http_port_t -p tcp 8010")
+	n.sys.Files["/sys/fs/selinux/booleans/keepalived_connect_any"] = &systemtest.File{Mode: 0o644, Data: []byte("1 1")}
+	none(t, n.run(), Failure)
+
+	n = newNode(t, "keepalived.conf", v227)
+	enforce(n, "1")
+	n.sys.Files["/run/patroni-vip-check/x.state"].Label = "unconfined_u:object_r:var_run_t:s0"
+	want(t, n.run(), Failure, "state file /run/patroni-vip-check/x.state is labelled var_run_t")
+
+	n = newNode(t, "keepalived-watch.conf", v227)
+	enforce(n, "1")
+	n.sys.Files["/run/keepalived-patroni-vip-check/eligible"].Label = "system_u:object_r:var_run_t:s0"
+	want(t, n.run(), Failure, "eligible is labelled var_run_t: keepalived may not read it, reads 0")
+	n.sys.Files["/run/keepalived-patroni-vip-check"].Label = "system_u:object_r:var_run_t:s0"
+	want(t, n.run(), Failure, "/run/keepalived-patroni-vip-check is labelled var_run_t: keepalived may not watch it")
+}
+
+func TestUnreadableConfig(t *testing.T) {
+	n := newNode(t, "keepalived.conf", v227)
+	delete(n.sys.Files, conf)
+	fs := n.run()
+	want(t, fs, Failure, "cannot read the keepalived configuration: /etc/keepalived/keepalived.conf: file does not exist")
+	if !Failed(fs) {
+		t.Error("Failed is false")
+	}
+}
+
+func TestConfigArg(t *testing.T) {
+	for want, args := range map[string][]string{
+		DefaultKeepalivedConf: {"keepalived", "-D"},
+		"/a":                  {"keepalived", "-f", "/a"},
+		"/b":                  {"keepalived", "-f/b"},
+		"/c":                  {"keepalived", "--use-file=/c"},
+		"/d":                  {"keepalived", "-l", "--use-file", "/d", "-D"},
+	} {
+		if got := ConfigArg(args); got != want {
+			t.Errorf("ConfigArg(%q) = %q, want %q", args, got, want)
+		}
+	}
+}
+
+func TestStrtol(t *testing.T) {
+	for in, want := range map[string]int64{"1\n": 1, " 0": 0, "0x10": 16, "010": 8, "-3": -3, "1abc": 1, "0x": 0} {
+		if got, ok := strtol([]byte(in)); !ok || got != want {
+			t.Errorf("strtol(%q) = %d %t, want %d", in, got, ok, want)
+		}
+	}
+	for _, in := range []string{"", "yes", "-", "99999999999999999999"} {
+		if _, ok := strtol([]byte(in)); ok {
+			t.Errorf("strtol(%q) ok", in)
+		}
+	}
+}
+
+// TestNoPasswordInFindings: a password in the check's URL shows as xxxxx in
+// every finding, whether the URL is the one the check asks or words that
+// keepalived drops from an unquoted script line.
+func TestNoPasswordInFindings(t *testing.T) {
+	const url = "http://198.51.100.11:8008/primary"
+	const secret = "http://watch:S3CRET@198.51.100.11:8008/primary"
+	for _, edit := range []struct{ from, to string }{
+		{url, secret},
+		{`script "/usr/bin/patroni-vip-check ` + url + `"`, `script /usr/bin/patroni-vip-check ` + secret},
+	} {
+		n := newNode(t, "keepalived.conf", v227)
+		n.edit(t, edit.from, edit.to)
+		fs := n.run()
+		shown := false
+		for _, f := range fs {
+			line := f.String()
+			if strings.Contains(line, "S3CRET") {
+				t.Errorf("the password shows: %s", line)
+			}
+			shown = shown || strings.Contains(line, "watch:xxxxx@198.51.100.11")
+		}
+		if !shown {
+			t.Errorf("no finding names the URL (%s):\n%v", edit.to, fs)
+		}
+	}
+}

@@ -1,0 +1,283 @@
+package vipconf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/patroni-vip-check/patroni-vip-check/internal/keepalived"
+	"github.com/patroni-vip-check/patroni-vip-check/internal/patroni"
+	"github.com/patroni-vip-check/patroni-vip-check/internal/system"
+)
+
+// Input is what the user said; empty fields are read from the machine.
+type Input struct {
+	Mode              Mode   // "" for RecommendedMode
+	VIP               string // ADDR/PREFIX, required
+	KeepalivedVersion string // "" for the installed keepalived's
+	PatroniConfig     string // "" for the one found where packages put it
+	Node              string // "" for Patroni's restapi.connect_address
+	Peers             []string
+	Interface         string  // "" for the one that holds Node
+	Label             *string // nil for INTERFACE:1
+	RouterID          int     // 0 for the VIP's last byte
+	Priority          int     // 0 for 100
+	URL               string  // "" for https?://NODE:PORT/primary
+	// The check's TLS flags; nil for what Patroni's configuration implies.
+	CACert, Cert, Key, ServerName *string
+	Insecure                      bool
+}
+
+// KeepalivedBinaries are where distributions install keepalived.
+func KeepalivedBinaries() []string {
+	return []string{"/usr/sbin/keepalived", "/sbin/keepalived", "/usr/local/sbin/keepalived", "/usr/bin/keepalived"}
+}
+
+// Gather completes in from the machine: Patroni's configuration (its
+// REST API's address and TLS), Patroni's /cluster answer (the peers),
+// the interfaces and keepalived's version. Warnings are for things that
+// may be meant (a VIP outside the node's subnet).
+func Gather(ctx context.Context, sys system.System, in Input) (Setup, []string, error) {
+	var warnings []string
+	s := Setup{Mode: in.Mode, Priority: in.Priority, RouterID: in.RouterID}
+	if s.Mode == "" {
+		s.Mode = RecommendedMode
+	}
+	if s.Priority == 0 {
+		s.Priority = 100
+	}
+	if s.Mode != Oneshot && s.Mode != Watch {
+		return s, nil, fmt.Errorf("--mode %q: oneshot or watch", in.Mode)
+	}
+	if in.VIP == "" {
+		return s, nil, errors.New("--vip ADDR/PREFIX is required")
+	}
+	vip, err := netip.ParsePrefix(in.VIP)
+	if err != nil {
+		return s, nil, fmt.Errorf("--vip %q: want an address with its prefix, such as 10.0.0.100/24", in.VIP)
+	}
+	s.VIP = netip.PrefixFrom(vip.Addr().Unmap(), vip.Bits())
+
+	if in.KeepalivedVersion != "" {
+		if s.Keepalived, err = keepalived.ParseVersion(in.KeepalivedVersion); err != nil {
+			return s, nil, fmt.Errorf("--keepalived-version: %w", err)
+		}
+	} else if s.Keepalived, err = InstalledKeepalived(ctx, sys); err != nil {
+		return s, nil, fmt.Errorf("%w; give --keepalived-version", err)
+	}
+
+	// Patroni's configuration, for whatever the input leaves out.
+	var pc *patroni.Config
+	switch {
+	case in.PatroniConfig != "":
+		if pc, err = patroni.Load(sys.FS(), in.PatroniConfig); err != nil {
+			return s, nil, fmt.Errorf("--patroni-config: %w", err)
+		}
+	case in.Node == "" || in.URL == "" || len(in.Peers) == 0:
+		if pc, err = patroni.Find(sys.FS()); err != nil {
+			return s, nil, fmt.Errorf("%w: name it with --patroni-config", err)
+		}
+	}
+
+	connectHost, port := "", 8008
+	if pc != nil && pc.RestAPI.ConnectAddress != "" {
+		if connectHost, port, err = patroni.SplitHostPort(pc.RestAPI.ConnectAddress); err != nil {
+			return s, nil, fmt.Errorf("%s: restapi.connect_address %w", pc.Path, err)
+		}
+	}
+	switch {
+	case in.Node != "":
+		if s.Node, err = netip.ParseAddr(in.Node); err != nil {
+			return s, nil, fmt.Errorf("--node %q is not an address", in.Node)
+		}
+	case connectHost == "":
+		return s, nil, fmt.Errorf("%s has no restapi.connect_address: give --node", pc.Path)
+	default:
+		if s.Node, err = netip.ParseAddr(connectHost); err != nil {
+			return s, nil, fmt.Errorf("%s: restapi.connect_address host %s is not an address: give --node", pc.Path, connectHost)
+		}
+	}
+	s.Node = s.Node.Unmap()
+
+	// The URL names the node by address: a name would cost a DNS lookup
+	// every run, and fail with DNS.
+	scheme := "http"
+	if pc != nil && pc.HTTPS() {
+		scheme = "https"
+	}
+	base := scheme + "://" + netip.AddrPortFrom(s.Node, uint16(port)).String()
+	s.URL = base + "/primary"
+	if in.URL != "" {
+		u, err := url.Parse(in.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return s, nil, fmt.Errorf("--url %q: want http:// or https:// with a host", in.URL)
+		}
+		s.URL, base, scheme = in.URL, u.Scheme+"://"+u.Host, u.Scheme
+	}
+
+	tlsFiles, err := checkTLS(sys, pc, in, s.URL, connectHost, scheme)
+	if err != nil {
+		return s, nil, err
+	}
+	for _, fl := range []struct{ name, v string }{{"--cacert", tlsFiles.CACert}, {"--cert", tlsFiles.Cert},
+		{"--key", tlsFiles.Key}, {"--servername", tlsFiles.ServerName}} {
+		if fl.v != "" {
+			s.CheckFlags = append(s.CheckFlags, fl.name, fl.v)
+		}
+	}
+	if in.Insecure {
+		s.CheckFlags = append(s.CheckFlags, "--insecure")
+	}
+
+	if s.Peers, err = peers(ctx, sys, in, pc, s.Node, base, tlsFiles); err != nil {
+		return s, nil, err
+	}
+
+	// The interface that holds the node's address.
+	ifaces, err := sys.Interfaces()
+	if err != nil {
+		return s, nil, fmt.Errorf("listing interfaces: %w", err)
+	}
+	var nodePrefix netip.Prefix
+	for _, i := range ifaces {
+		for _, a := range i.Addrs {
+			if a.Addr() == s.Node && (in.Interface == "" || in.Interface == i.Name) {
+				s.Interface, nodePrefix = i.Name, a
+			}
+		}
+	}
+	if in.Interface != "" {
+		s.Interface = in.Interface
+	}
+	switch {
+	case s.Interface == "":
+		return s, nil, fmt.Errorf("no interface holds %s: give --interface (or --node)", s.Node)
+	case !nodePrefix.IsValid():
+		warnings = append(warnings, fmt.Sprintf("%s does not hold %s here: unicast_src_ip is not this machine's", s.Interface, s.Node))
+	case nodePrefix.Masked() != s.VIP.Masked():
+		warnings = append(warnings, fmt.Sprintf("the VIP %s is not in %s's subnet %s: clients on that subnet may not reach it", s.VIP, s.Interface, nodePrefix.Masked()))
+	}
+	switch {
+	case in.Label != nil:
+		s.Label = *in.Label
+	case len(s.Interface) <= 13:
+		s.Label = s.Interface + ":1" // a label is at most 15 bytes (IFNAMSIZ)
+	}
+
+	// The same on every node, and different for every VIP of a /24.
+	if s.RouterID == 0 {
+		b := s.VIP.Addr().AsSlice()
+		if s.RouterID = int(b[len(b)-1]); s.RouterID == 0 {
+			return s, nil, fmt.Errorf("the VIP %s ends in 0: give --router-id", s.VIP.Addr())
+		}
+	}
+	return s, warnings, nil
+}
+
+// checkTLS is the check's TLS settings: what Patroni's configuration
+// implies, each overridden by the input.
+func checkTLS(sys system.System, pc *patroni.Config, in Input, rawURL, connectHost, scheme string) (patroni.TLSFiles, error) {
+	var t patroni.TLSFiles
+	if scheme == "https" && pc != nil && !in.Insecure {
+		u, _ := url.Parse(rawURL)
+		host := u.Hostname()
+		name := ""
+		if _, err := netip.ParseAddr(connectHost); connectHost != "" && err != nil {
+			// Patroni's certificate names the node as its connect_address does.
+			host, name = connectHost, connectHost
+		}
+		found, err := pc.CheckTLS(host, readFile(sys))
+		if err != nil && in.ServerName == nil {
+			return t, fmt.Errorf("%s: %w", pc.Path, err)
+		}
+		t = found
+		if t.ServerName == "" {
+			t.ServerName = name
+		}
+	}
+	for _, o := range []struct {
+		v    *string
+		into *string
+	}{{in.CACert, &t.CACert}, {in.Cert, &t.Cert}, {in.Key, &t.Key}, {in.ServerName, &t.ServerName}} {
+		if o.v != nil {
+			*o.into = *o.v
+		}
+	}
+	if scheme == "http" && (t != patroni.TLSFiles{} || in.Insecure) {
+		return t, errors.New("TLS flags need an https URL")
+	}
+	return t, nil
+}
+
+func readFile(sys system.System) func(string) ([]byte, error) {
+	return func(name string) ([]byte, error) {
+		data, err := fs.ReadFile(sys.FS(), strings.TrimPrefix(name, "/"))
+		if err != nil {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		return data, nil
+	}
+}
+
+// peers are the input's, or Patroni's members but this node.
+func peers(ctx context.Context, sys system.System, in Input, pc *patroni.Config, node netip.Addr, base string, t patroni.TLSFiles) ([]netip.Addr, error) {
+	var out []netip.Addr
+	if len(in.Peers) > 0 {
+		for _, p := range in.Peers {
+			a, err := netip.ParseAddr(p)
+			if err != nil {
+				return nil, fmt.Errorf("--peer %q is not an address", p)
+			}
+			out = append(out, a.Unmap())
+		}
+		return out, nil
+	}
+	client, err := patroni.Client(t, in.Insecure, 5*time.Second, readFile(sys))
+	if err != nil {
+		return nil, fmt.Errorf("asking Patroni for its members: %w", err)
+	}
+	members, err := patroni.Members(ctx, client, base)
+	if err != nil {
+		return nil, fmt.Errorf("asking Patroni for its members: %s; give them with --peer", strings.Join(strings.Fields(err.Error()), " "))
+	}
+	for _, m := range members {
+		a, err := netip.ParseAddr(m.Host)
+		if err != nil {
+			return nil, fmt.Errorf("member %s's host %q is not an address: give the peers with --peer", m.Name, m.Host)
+		}
+		if a = a.Unmap(); a != node && (pc == nil || m.Name != pc.Name) {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no member but this node in Patroni's /cluster: give the peers with --peer")
+	}
+	return out, nil
+}
+
+// InstalledKeepalived asks the installed keepalived its version.
+func InstalledKeepalived(ctx context.Context, sys system.System) (keepalived.Version, error) {
+	for _, p := range KeepalivedBinaries() {
+		if fi, err := sys.Stat(p); err != nil || !fi.Mode.IsRegular() {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		r := sys.Run(ctx, system.Cmd{Path: p, Args: []string{"--version"}})
+		cancel()
+		v, err := keepalived.VersionFromOutput(append(r.Stderr, r.Stdout...))
+		if err != nil {
+			return v, fmt.Errorf("%s --version: %w", p, err)
+		}
+		return v, nil
+	}
+	return keepalived.Version{}, errors.New("keepalived is not installed (" + strings.Join(KeepalivedBinaries(), ", ") + ")")
+}

@@ -1,0 +1,197 @@
+package vipconf
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/patroni-vip-check/patroni-vip-check/internal/cmdline"
+	"github.com/patroni-vip-check/patroni-vip-check/internal/keepalived"
+)
+
+// lab is node 1 of the e2e lab (e2e/cluster), as packaging/keepalived*.conf describe it.
+func lab(mode Mode, v keepalived.Version) Setup {
+	return Setup{
+		Mode:       mode,
+		Keepalived: v,
+		URL:        "http://198.51.100.11:8008/primary",
+		Node:       netip.MustParseAddr("198.51.100.11"),
+		Peers:      []netip.Addr{netip.MustParseAddr("198.51.100.12"), netip.MustParseAddr("198.51.100.13")},
+		Interface:  "eth0",
+		VIP:        netip.MustParsePrefix("198.51.100.100/24"),
+		Label:      "eth0:1",
+		RouterID:   51,
+		Priority:   100,
+	}
+}
+
+// The shipped examples are the generator's output, byte for byte. After a
+// change to the generator, PVC_UPDATE_EXAMPLES=1 go test ./vipconf writes
+// them anew; the diff is then the change to review.
+func TestShippedExamples(t *testing.T) {
+	cases := []struct {
+		file  string
+		setup Setup
+	}{
+		{"keepalived.conf", lab(Oneshot, keepalived.Version{Major: 2, Minor: 2, Patch: 7})},
+		{"keepalived-2.3.conf", lab(Oneshot, keepalived.Version{Major: 2, Minor: 3, Patch: 3})},
+		{"keepalived-watch.conf", lab(Watch, keepalived.Version{Major: 2, Minor: 2, Patch: 7})},
+	}
+	for _, tc := range cases {
+		got, err := Render(tc.setup)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.file, err)
+		}
+		if os.Getenv("PVC_UPDATE_EXAMPLES") != "" {
+			if err := os.WriteFile("../../packaging/"+tc.file, got, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile("../../packaging/" + tc.file)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("packaging/%s is not the generator's output:\n%s", tc.file, diff(string(want), string(got)))
+		}
+	}
+}
+
+// diff shows the first line that differs.
+func diff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var a, b string
+		if i < len(w) {
+			a = w[i]
+		}
+		if i < len(g) {
+			b = g[i]
+		}
+		if a != b {
+			return fmt.Sprintf("line %d:\n- %s\n+ %s", i+1, a, b)
+		}
+	}
+	return "(same lines, different bytes)"
+}
+
+// What the generator writes is what keepalived reads: parsed back, the
+// configuration runs Command with timers that fit, gated without weight.
+func TestRenderParsesBack(t *testing.T) {
+	for _, s := range []Setup{
+		lab(Oneshot, keepalived.Version{Major: 2, Minor: 2, Patch: 7}),
+		lab(Oneshot, keepalived.Version{Major: 2, Minor: 3, Patch: 3}),
+		lab(Watch, keepalived.Version{Major: 2, Minor: 2, Patch: 7}),
+	} {
+		s.CheckFlags = []string{"--cacert", "/etc/patroni/ca with space.pem", "--servername", "node1.example"}
+		s.URL = "https://198.51.100.11:8008/primary"
+		data, err := Render(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fsys := fstest.MapFS{"k.conf": {Data: data}}
+		c, err := keepalived.Load("/k.conf", keepalived.Options{FS: fsys})
+		if err != nil || len(c.Problems) > 0 {
+			t.Fatalf("%s %s: %v %v", s.Mode, s.Keepalived, err, c.Problems)
+		}
+		m := c.Model()
+		if len(m.Instances) != 1 {
+			t.Fatalf("%d instances", len(m.Instances))
+		}
+		in := m.Instances[0]
+		if acc, _ := in.AcceptMode(m.Global); !acc || m.Global.EnableScriptSecurity == nil {
+			t.Errorf("%s: accept %t, enable_script_security %v", s.Mode, acc, m.Global.EnableScriptSecurity)
+		}
+		if len(in.VIPs) != 1 || in.VIPs[0].Prefix != s.VIP || in.VIPs[0].Dev != "eth0" || in.VIPs[0].Label != "eth0:1" {
+			t.Errorf("VIPs %+v", in.VIPs)
+		}
+		if s.Mode == Watch {
+			if len(m.Scripts) != 0 || len(in.TrackFiles) != 1 {
+				t.Fatalf("watch: %d scripts, %d track files", len(m.Scripts), len(in.TrackFiles))
+			}
+			tf := m.TrackFile(in.TrackFiles[0].Name)
+			if w, rev := tf.Effective(in.TrackFiles[0]); w != 0 || !rev || tf.Path() != cmdline.DefaultTrackFile {
+				t.Errorf("track file %s weight %d reverse %t", tf.Path(), w, rev)
+			}
+			if !strings.Contains(string(data), `PATRONI_VIP_CHECK_ARGS="`+strings.Join(s.WatchArgs(), " ")+`"`) {
+				t.Errorf("the service's arguments are not in the comments")
+			}
+			continue
+		}
+		sc := m.Script(in.TrackScripts[0].Name)
+		args, extra, err := sc.Args(s.Keepalived)
+		if err != nil || extra != nil || strings.Join(args, "|") != strings.Join(s.Command(), "|") {
+			t.Errorf("%s: args %q extra %q err %v, want %q", s.Keepalived, args, extra, err, s.Command())
+		}
+		timeout, note := sc.TimeoutFor(s.Keepalived)
+		check := cmdline.DefaultTimeout
+		if s.Keepalived.FractionalTimers() {
+			check = FastCheckTimeout
+		}
+		if note != "" || timeout <= check || sc.Effective(in.TrackScripts[0]) != 0 {
+			t.Errorf("%s: timeout %v (%s) for a check timeout of %v, weight %d", s.Keepalived, timeout, note, check, sc.Effective(in.TrackScripts[0]))
+		}
+	}
+}
+
+func TestSetupErrors(t *testing.T) {
+	v := keepalived.Version{Major: 2, Minor: 2, Patch: 7}
+	cases := []struct {
+		name   string
+		change func(*Setup)
+		want   string
+	}{
+		{"mode", func(s *Setup) { s.Mode = "cron" }, "unknown mode"},
+		{"version", func(s *Setup) { s.Keepalived = keepalived.Version{} }, "version is not known"},
+		{"no peers", func(s *Setup) { s.Peers = nil }, "no peers"},
+		{"self peer", func(s *Setup) { s.Peers = append(s.Peers, s.Node) }, "is this node"},
+		{"vip is node", func(s *Setup) { s.VIP = netip.PrefixFrom(s.Node, 24) }, "own address"},
+		{"family", func(s *Setup) { s.VIP = netip.MustParsePrefix("2001:db8::1/64") }, "same family"},
+		{"router id", func(s *Setup) { s.RouterID = 256 }, "virtual_router_id"},
+		{"priority", func(s *Setup) { s.Priority = 255 }, "address owner"},
+		{"label", func(s *Setup) { s.Label = "wlan0:1" }, "label"},
+		{"url", func(s *Setup) { s.URL = "ftp://x" }, "invalid URL"},
+		{"quote", func(s *Setup) { s.URL = `http://x/"` }, "cannot pass"},
+	}
+	for _, tc := range cases {
+		s := lab(Oneshot, v)
+		tc.change(&s)
+		if _, err := Render(s); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestHeaderWording(t *testing.T) {
+	addrs := func(ss ...string) []netip.Addr {
+		var out []netip.Addr
+		for _, s := range ss {
+			out = append(out, netip.MustParseAddr(s))
+		}
+		return out
+	}
+	for want, in := range map[string][]netip.Addr{
+		"10.0.0.1, .2 and 10.0.1.3":   addrs("10.0.0.1", "10.0.0.2", "10.0.1.3"),
+		"10.0.0.1 and .2":             addrs("10.0.0.1", "10.0.0.2"),
+		"2001:db8::1 and 2001:db8::2": addrs("2001:db8::1", "2001:db8::2"),
+	} {
+		if got := addrList(in); got != want {
+			t.Errorf("addrList = %q, want %q", got, want)
+		}
+	}
+	s := lab(Oneshot, keepalived.Version{Major: 2, Minor: 2, Patch: 7})
+	s.Node, s.Peers = s.Peers[1], []netip.Addr{s.Peers[0], s.Node}
+	s.URL = "http://198.51.100.13:8008/replica"
+	data, err := Render(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"follows a Patroni replica", "Written for node 3 of a three-node cluster"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("no %q in the header", want)
+		}
+	}
+}
