@@ -32,9 +32,6 @@ import (
 	"runtime/debug"
 	"syscall"
 	"time"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/patroni-vip-check/patroni-vip-check/internal/cmdline"
 )
@@ -101,22 +98,6 @@ func catchSignals() chan os.Signal {
 	signal.Ignore(ignore...)
 	ignoreLibcSignals()
 	return stop
-}
-
-// ignoreLibcSignals ignores signals 32 and 34, which os/signal cannot:
-// the runtime leaves them to C libraries (glibc's cancellation signal,
-// musl's synccall), so it neither installs a handler nor honours
-// signal.Ignore for them, and their default action ends the process. A
-// static Go binary uses neither. (Signal 33 is the runtime's own, and
-// harmless.)
-func ignoreLibcSignals() {
-	act := struct {
-		handler, flags, restorer uintptr
-		mask                     uint64
-	}{handler: 1} // SIG_IGN; the layout of the kernel's struct sigaction on amd64 and arm64
-	for _, sig := range []uintptr{32, 34} {
-		unix.RawSyscall6(unix.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
-	}
 }
 
 // userAgent names this build to Patroni.

@@ -292,11 +292,14 @@ func TestBlackholedConnect(t *testing.T) {
 		}
 	})
 	// With a backlog never accepted, Linux drops further SYNs once
-	// somaxconn-many connections wait. Fill it until a dial hangs.
+	// somaxconn-many connections wait. Fill it until a dial hangs, and a
+	// patient one too: on a loaded machine a quick dial may time out first.
 	for i := 0; i < 8192; i++ {
 		c, err := net.DialTimeout("tcp", ln.Addr().String(), 50*time.Millisecond)
 		if err != nil {
-			break
+			if c, err = net.DialTimeout("tcp", ln.Addr().String(), time.Second); err != nil {
+				break
+			}
 		}
 		held = append(held, c)
 	}
@@ -593,11 +596,13 @@ func TestFlagFilesBounded(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want %q", err, tc.want)
 			}
-			if took > 100*time.Millisecond {
+			// Guards, not measures: a read that waits on a FIFO or
+			// reads /dev/zero would take for ever and all the memory.
+			if took > 5*time.Second {
 				t.Errorf("took %v to refuse it", took)
 			}
-			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4<<20 {
-				t.Errorf("allocated %d MiB to refuse it", alloc>>20)
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {
+				t.Errorf("allocated %d KiB to refuse it", alloc>>10)
 			}
 		})
 	}

@@ -39,14 +39,19 @@ func readFile(flag, path string, max int64) ([]byte, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, configErr("%s %s: not a regular file", flag, quote(path))
 	}
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, configErr("reading %s: %s: %v", flag, quote(path), unwrapPath(err))
-	}
-	if int64(len(b)) > max {
+	if fi.Size() > max {
 		return nil, configErr("%s %s: larger than %d KiB", flag, quote(path), max>>10)
 	}
-	return b, nil
+	// One buffer of the size the file has, plus a byte to see it grow.
+	b := make([]byte, fi.Size()+1)
+	n, err := io.ReadFull(io.LimitReader(f, max+1), b)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, configErr("reading %s: %s: %v", flag, quote(path), unwrapPath(err))
+	}
+	if n > int(fi.Size()) {
+		return nil, configErr("%s %s: grew while it was read", flag, quote(path))
+	}
+	return b[:n], nil
 }
 
 // readPassword is the first line of the file, as `echo secret > file` writes it.

@@ -39,20 +39,27 @@ func inode(t *testing.T, path string) uint64 {
 // update is one run's read-modify-write.
 func update(t *testing.T, d *Dir, name, class string, now time.Time) Decision {
 	t.Helper()
-	tx, err := d.Begin(name, soon())
+	dec, err := tryUpdate(d, name, class, now)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return dec
+}
+
+// tryUpdate is update for a goroutine other than the test's, which may not
+// call t.Fatal.
+func tryUpdate(d *Dir, name, class string, now time.Time) (Decision, error) {
+	tx, err := d.Begin(name, soon())
+	if err != nil {
+		return Decision{}, err
 	}
 	defer tx.Close()
 	prev, err := tx.Load()
 	if err != nil {
-		t.Fatal(err)
+		return Decision{}, err
 	}
 	next, dec := Policy{Remind: time.Hour}.Next(prev, class, class != "eligible", now)
-	if err := tx.Save(next); err != nil {
-		t.Fatal(err)
-	}
-	return dec
+	return dec, tx.Save(next)
 }
 
 func TestOpenDirCreatesPrivateDir(t *testing.T) {
@@ -262,17 +269,26 @@ func TestOverlappingRuns(t *testing.T) {
 	var mu sync.Mutex
 	count := map[Kind]int{}
 	var wg sync.WaitGroup
+	errs := make(chan error, 40)
 	for i := 0; i < 40; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			k := update(t, d, "x.state", "eligible", now.Add(time.Second)).Kind
+			dec, err := tryUpdate(d, "x.state", "eligible", now.Add(time.Second))
+			if err != nil {
+				errs <- err
+				return
+			}
 			mu.Lock()
-			count[k]++
+			count[dec.Kind]++
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 	if count[Change] != 1 || count[Quiet] != 39 {
 		t.Errorf("decisions %v, want 1 change and 39 quiet", count)
 	}
