@@ -11,7 +11,7 @@ TAGS    := nethttpomithttp2
 export CGO_ENABLED = 0
 
 
-.PHONY: build test unit unit-ci lint fuzz e2e doctor-e2e rootfs demo package package-test bench deps clean FORCE
+.PHONY: build test unit unit-ci unit-race unit-arm64 lint fuzz e2e doctor-e2e rootfs demo package package-test bench deps clean FORCE
 
 # Two binaries: the check keepalived runs (and the watch), and the set-up
 # commands (keepalived-conf, doctor), which the check runs when asked, so
@@ -51,12 +51,27 @@ unit-ci: lint
 	@if grep -E -- '--- SKIP' bin/unit.log; then echo "unit-ci: tests were skipped while running as root (bin/unit.log)" >&2; exit 1; fi
 	tools/unit-unprivileged.sh nobody
 
+# unit-race: the unit tests under the race detector, as root. The command's
+# own processes run race-built too, so a race in the watch or a single run
+# fails its test (exit status 66). Time bounds are not checked under it.
+unit-race:
+	PVC_REQUIRE_RSYSLOG=1 PVC_REQUIRE_ROOT=1 $(GO) test -race -count=1 ./...
+
+# unit-arm64: what depends on the architecture, for the other one the
+# packages ship: the kernel's struct sigaction (libcsignals.go), run under
+# qemu-user.
+unit-arm64:
+	@mkdir -p bin
+	GOARCH=arm64 $(GO) test -c -tags '$(TAGS)' -o bin/main-arm64.test .
+	qemu-aarch64 bin/main-arm64.test -test.run '^TestLibcSignalsIgnored$$' -test.v
+
 # test: everything CI runs. Needs root (network namespaces, apt-get). A root
-# filesystem the suite needs is built while the packages are tested (neither
-# times anything), so that the end-to-end suite finds it ready.
+# filesystem the suite needs is built while the packages are tested and the
+# race detector runs (none of them times anything), so that the end-to-end
+# suite finds it ready.
 test: deps
 	$(MAKE) unit-ci
-	$(MAKE) -j2 --output-sync=target package-test rootfs
+	$(MAKE) -j3 --output-sync=target package-test rootfs unit-race unit-arm64
 	$(MAKE) -j2 --output-sync=target e2e doctor-e2e
 
 # e2e: a 3-node Patroni cluster with keepalived in network namespaces, the
@@ -136,9 +151,9 @@ clean:
 # benchmarks use; debootstrap builds the Debian 13 root (nothing of Debian 13
 # is ever installed on the host). Installed only when missing; no service is
 # started by the installation (a temporary policy-rc.d forbids it when none
-# is present).
+# is present). qemu-user runs the arm64 tests.
 APT_PACKAGES := patroni etcd-server etcd-client postgresql-15 keepalived iproute2 \
-	rsyslog lintian rpm rpmlint hyperfine vip-manager curl time util-linux systemd debootstrap
+	rsyslog lintian rpm rpmlint hyperfine vip-manager curl time util-linux systemd debootstrap qemu-user
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \

@@ -33,6 +33,7 @@ type syslogd struct {
 	at    []time.Time
 	marks chan struct{} // a barrier datagram was read
 	gate  sync.Mutex    // held while reading is paused
+	added chan struct{} // closed and replaced at every message
 }
 
 // barrier is a datagram the test sends itself: datagrams on a unix socket
@@ -48,7 +49,7 @@ func newSyslogd(t *testing.T) *syslogd {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	s := &syslogd{path: filepath.Join(dir, "log.sock"), marks: make(chan struct{}, 1)}
+	s := &syslogd{path: filepath.Join(dir, "log.sock"), marks: make(chan struct{}, 1), added: make(chan struct{})}
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: s.path, Net: "unixgram"})
 	if err != nil {
 		t.Fatal(err)
@@ -72,6 +73,8 @@ func newSyslogd(t *testing.T) *syslogd {
 			s.mu.Lock()
 			s.msgs = append(s.msgs, string(buf[:n]))
 			s.at = append(s.at, time.Now())
+			close(s.added)
+			s.added = make(chan struct{})
 			s.mu.Unlock()
 		}
 	}()
@@ -115,6 +118,29 @@ func (s *syslogd) lines(t *testing.T) []string {
 		out[i] = msg
 	}
 	return out
+}
+
+// waitFor waits until a message holding text has arrived, and returns it.
+func (s *syslogd) waitFor(t *testing.T, text string) string {
+	t.Helper()
+	guard := time.After(10 * time.Second)
+	for seen := 0; ; {
+		s.mu.Lock()
+		for ; seen < len(s.msgs); seen++ {
+			if strings.Contains(s.msgs[seen], text) {
+				_, msg, _ := strings.Cut(s.msgs[seen], "]: ")
+				s.mu.Unlock()
+				return msg
+			}
+		}
+		added := s.added
+		s.mu.Unlock()
+		select {
+		case <-added:
+		case <-guard:
+			t.Fatalf("no line with %q in %q", text, s.lines(t))
+		}
+	}
 }
 
 // raw returns the datagrams received, once every datagram sent is in.

@@ -245,25 +245,3 @@ func (t trace) result(ep check.Endpoint, r check.Result) {
 	}
 	t.printf("verdict: %s (reason %s) after %s%s; exit %d", headline(r.Class, ep), r.Class, fmtDur(r.Elapsed), why, exit)
 }
-
-// trackLine is the watch's line about its track file: that it cannot be
-// written (err), that it can again (err nil), or a reminder while it
-// cannot.
-func trackLine(log zerolog.Logger, path string, err error, d ratelimit.Decision, now time.Time) {
-	level, msg := zerolog.InfoLevel, "track file "+sink.Clean(path, 512)+": written again"
-	if err != nil {
-		level = zerolog.ErrorLevel
-		msg = "track file " + sink.Clean(path, 512) + ": cannot write it: " + sink.Clean(err.Error(), 512)
-		if d.Kind == ratelimit.Reminder {
-			msg = fmt.Sprintf("still %s (since %s, %d polls not logged)", msg, d.Prev.Since.Format(time.RFC3339), d.Prev.Suppressed)
-		}
-	}
-	e := log.WithLevel(level).Str("reason", "track-file").Str("track_file", path).Str("event", d.Kind.String())
-	if err != nil {
-		e = e.Str("detail", err.Error())
-	}
-	if d.Kind == ratelimit.Change {
-		e = e.Str("previous_for", fmtDur(now.Sub(d.Prev.Since)))
-	}
-	e.Msg(msg)
-}

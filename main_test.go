@@ -69,6 +69,7 @@ type fakePatroni struct {
 	*httptest.Server
 	status atomic.Int32
 	role   atomic.Value
+	hits   atomic.Int64 // requests answered
 }
 
 func newPatroni(status int, role string) *fakePatroni {
@@ -78,6 +79,7 @@ func newPatroni(status int, role string) *fakePatroni {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(int(p.status.Load()))
 		fmt.Fprintf(w, `{"state": "running", "role": %q, "timeline": 4, "patroni": {"version": "3.0.2", "scope": "demo"}}`, p.role.Load())
+		p.hits.Add(1)
 	}))
 	p.Server.Config.ErrorLog = log.New(io.Discard, "", 0)
 	p.Server.Start()
@@ -87,6 +89,20 @@ func newPatroni(status int, role string) *fakePatroni {
 func (p *fakePatroni) set(status int, role string) {
 	p.status.Store(int32(status))
 	p.role.Store(role)
+}
+
+// waitPolls waits until n more requests than now have been answered: a
+// watcher's polls, counted as they happen.
+func (p *fakePatroni) waitPolls(t *testing.T, n int64) {
+	t.Helper()
+	want := p.hits.Load() + n
+	guard := time.Now().Add(10 * time.Second)
+	for p.hits.Load() < want {
+		if time.Now().After(guard) {
+			t.Fatalf("%d polls in 10s, want %d", p.hits.Load()-want+n, n)
+		}
+		time.Sleep(time.Millisecond) // waits for the requests, measures nothing
+	}
 }
 
 // hangOn accepts connections and never answers.

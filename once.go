@@ -156,7 +156,7 @@ func (r *onceRun) badArgs(args []string, err error) int {
 	r.exit.settle(1)
 	// Before the line on stderr: a full stderr pipe must not keep the
 	// watchdog's line from saying what went wrong.
-	msg := sink.Clean(err.Error(), sink.MaxMessage)
+	msg := cleanErr(err)
 	fmt.Fprintf(r.stderr, "patroni-vip-check: error: %s (see --help)\n", msg)
 	shown := make([]string, len(args))
 	for i, a := range args {

@@ -1,12 +1,13 @@
 package main
 
 // patroni-vip-check watch: stays running, asks Patroni every --interval,
-// and keeps keepalived's track_file at 1 (eligible) or 0. keepalived reads
-// it with "weight 0 reverse", so that anything but a 1 (a 0, no file, a
-// damaged file) means FAULT: the watch fails closed. Each poll follows the
-// same rules as a single run (once.go) and logs through the same words
-// (line.go); the log is written by a goroutine of its own, so that a
-// stalled log socket never delays a poll or the track file.
+// and keeps keepalived's track file at 1 (eligible) or 0. keepalived reads
+// it with "weight 0 reverse": 0, no file or a damaged file is FAULT, so
+// the watch fails closed. One process keeps a given track file (track.go);
+// each poll follows the same rules as a single run (once.go) and logs
+// through the same words (line.go); the log is written by a goroutine of
+// its own (watchlog.go), so that a stalled log socket never delays a poll
+// or the track file.
 
 import (
 	"context"
@@ -15,7 +16,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -30,15 +30,13 @@ import (
 	"github.com/patroni-vip-check/patroni-vip-check/ratelimit"
 )
 
-// Timing of the watch, besides --interval and --timeout.
 const (
-	// pollGrace is how long past its --timeout a poll may take before the
-	// loop calls it stuck: it then writes 0 itself and stops answering
-	// systemd's watchdog, which restarts the process.
+	// pollGrace is how long past its --timeout a poll may take. Past it
+	// the loop calls the poll stuck: it writes 0 itself and stops answering
+	// systemd's watchdog, which restarts the process. A poll that ends past
+	// it could not tell, whatever its answer says: an answer read before a
+	// demotion must not put a 1 after it.
 	pollGrace = 50 * time.Millisecond
-	// logTimeout bounds one write to a log socket: past it the line is
-	// not taken, and said again later.
-	logTimeout = time.Second
 	// textfileEvery is how often the textfile is rewritten when nothing
 	// but the latency changed: node_exporter scrapes far less often.
 	textfileEvery = time.Second
@@ -53,136 +51,184 @@ func runWatch(args []string, stop chan os.Signal, stdout, stderr io.Writer) int 
 	case err == nil && cfg.Version:
 		fmt.Fprintf(stdout, "patroni-vip-check %s\n", version)
 		return 0
+	case err != nil && cmdline.Salvage(cmdline.Watch, args).Release:
+		// The unit's ExecStopPost runs with the unit's arguments: a typo
+		// in them must not leave a 1 behind.
+		return release(cmdline.Salvage(cmdline.Watch, args), stderr)
 	case err != nil:
-		// Fail closed: a watcher that cannot start leaves 0.
-		(&trackFile{path: cmdline.Salvage(cmdline.Watch, args).TrackFile}).write(false)
-		fmt.Fprintf(stderr, "patroni-vip-check: error: %s (see patroni-vip-check watch --help)\n", sink.Clean(err.Error(), sink.MaxMessage))
+		// Nothing is touched: this process may not be the one that keeps
+		// the track file, and the unit's ExecStopPost fails closed for the
+		// one that is.
+		fmt.Fprintf(stderr, "patroni-vip-check: error: %s (see patroni-vip-check watch --help)\n", cleanErr(err))
 		return 1
+	case cfg.Release:
+		return release(cfg, stderr)
 	}
-	// A resident process stops, writing 0 first, on every signal that
-	// asks it to: systemd's SIGTERM, a person's SIGINT or SIGHUP, and the
-	// SIGABRT of systemd's watchdog on a systemd without WatchdogSignal.
+	var track *trackFile
+	if !cfg.Print {
+		// Taken now, so that a second watcher ends before it does anything;
+		// a directory that is not there yet is waited for (watcher.keep).
+		track, err = takeTrackFile(cfg.TrackFile)
+		var kept *keptError
+		if errors.As(err, &kept) {
+			fmt.Fprintf(stderr, "patroni-vip-check: error: %s%s\n", cleanErr(err), keptHint(err))
+			return 1
+		}
+	}
+	// A resident process stops, writing 0 first, on every signal that asks
+	// it to: systemd's SIGTERM, a person's SIGINT or SIGHUP, and the SIGABRT
+	// of systemd's watchdog on a systemd without WatchdogSignal.
 	signal.Notify(stop, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGABRT)
-	w := newWatcher(cfg, stderr)
+	dest := destination(cfg, sink.Bound{Timeout: logTimeout}, stderr, false)
+	if cfg.Print {
+		dest = printDest{stdout}
+	}
+	w := newWatcher(cfg, track, realClock{}, dest, stderr)
+	if d, err := daemon.SdWatchdogEnabled(true); err == nil && d > 0 && !cfg.Print {
+		w.watchdog = d / 2
+	}
 	defer w.close()
 	return w.loop(stop)
 }
 
-// watcher is the state of the watch loop. Only the loop's goroutine
-// touches it; the poll and the log run in goroutines of their own and talk
-// to it over channels.
-type watcher struct {
-	cfg     cmdline.Config
-	stderr  io.Writer
-	checker *check.Checker
-	track   trackFile
-	text    *textfile
+// printDest is the log of watch --print: what the service would log, on
+// stdout, each line with the time, for a person watching by hand.
+type printDest struct{ w io.Writer }
 
-	// The log: lines go to the logger goroutine one at a time; saved is
-	// the state as of the last line a sink took (or of a result that
-	// needed none), as the state file is for a single run.
-	policy   ratelimit.Policy
-	saved    *ratelimit.State
-	lines    chan logJob
-	acks     chan logAck
-	inflight bool
-	pending  *verdict // the latest result, while a line is in flight
-	trackLog *ratelimit.State
+func (p printDest) Send(l sink.Line) error {
+	_, err := fmt.Fprintf(p.w, "%s %s\n", time.Now().Format("15:04:05.000"), l.Message)
+	return err
+}
+
+func (printDest) Close() error { return nil }
+
+// cleanErr is an error as one line of stderr: escaped, bounded, and
+// without the password of any URL in it.
+func cleanErr(err error) string {
+	return sink.Clean(check.RedactText(err.Error()), sink.MaxMessage)
+}
+
+// keptHint tells a person who started a second watcher how to watch by
+// hand without taking the VIP away from this node.
+func keptHint(err error) string {
+	var kept *keptError
+	if !errors.As(err, &kept) {
+		return ""
+	}
+	return "; to watch by hand without touching keepalived's file, run patroni-vip-check watch --print (or once: patroni-vip-check -v --no-state)"
+}
+
+// release is `watch --release`, the unit's ExecStopPost: the watcher has
+// ended, so no 1 it wrote may stay behind, unless another watcher keeps
+// the file.
+func release(cfg cmdline.Config, stderr io.Writer) int {
+	err := releaseTrackFile(cfg.TrackFile)
+	var kept *keptError
+	switch {
+	case errors.As(err, &kept):
+		fmt.Fprintf(stderr, "patroni-vip-check: %s: left to it\n", cleanErr(err))
+		return 0
+	case err != nil:
+		fmt.Fprintf(stderr, "patroni-vip-check: error: %s\n", cleanErr(err))
+		return 1
+	}
+	return 0
+}
+
+// watcher is the state of the watch loop. Only the loop's goroutine
+// touches it; polls and the log run in goroutines of their own and talk to
+// it over channels.
+type watcher struct {
+	cfg    cmdline.Config
+	clock  clock
+	stderr io.Writer
+	track  *trackFile // nil with --print, or until it can be taken
+	text   *textfile
+
+	// ask is one check: the checker's, or a test's.
+	ask    func(ctx context.Context) check.Result
+	url    string // redacted
+	ep     check.Endpoint
+	notify func(state string)
+
+	policy ratelimit.Policy
+	judged *ratelimit.State // the verdicts' log, as of the last line queued
+	files  map[string]*fileState
+	log    logQueue
+	acks   chan logAck
+	lines  chan logJob
 
 	watchdog time.Duration // half of systemd's WatchdogSec, 0 without
+	yield    error         // another watcher took the track file: end
 }
 
-// logJob is one line for the logger goroutine; next is the state to save
-// once a sink took it.
-type logJob struct {
-	write func(zerolog.Logger, time.Time)
-	next  ratelimit.State
-	track bool // a line about the track file, not a result
-}
-
-type logAck struct {
-	job   logJob
-	taken bool
-}
-
-func newWatcher(cfg cmdline.Config, stderr io.Writer) *watcher {
+// newWatcher is a watcher that logs to dest. Its logger goroutine runs
+// until close.
+func newWatcher(cfg cmdline.Config, track *trackFile, c clock, dest sink.Destination, stderr io.Writer) *watcher {
+	lines := make(chan logJob, 1)
 	w := &watcher{
 		cfg:    cfg,
+		clock:  c,
 		stderr: stderr,
-		track:  trackFile{path: cfg.TrackFile},
+		track:  track,
+		url:    check.Redact(cfg.URL),
+		ep:     check.EndpointFor(""),
 		policy: ratelimit.Policy{Remind: cfg.Remind},
-		lines:  make(chan logJob, 1),
+		files:  map[string]*fileState{},
+		log:    logQueue{lines: lines},
 		acks:   make(chan logAck, 1),
+		lines:  lines,
+		notify: func(state string) { daemon.SdNotify(false, state) },
 	}
 	if cfg.Textfile != "" {
 		w.text = &textfile{path: cfg.Textfile}
 	}
-	if d, err := daemon.SdWatchdogEnabled(true); err == nil && d > 0 {
-		w.watchdog = d / 2
-	}
-	go w.logger(destination(cfg, sink.Bound{Timeout: logTimeout}, stderr, false))
+	go logger(dest, lines, w.acks, c.Now)
 	return w
 }
 
 func (w *watcher) close() { close(w.lines) }
 
-// logger writes lines until the loop closes its channel, and says for
-// each whether a sink took it.
-func (w *watcher) logger(d sink.Destination) {
-	out := &sink.Writer{Dest: d}
-	defer out.Close()
-	log := zerolog.New(out)
-	for job := range w.lines {
-		job.write(log, time.Now())
-		w.acks <- logAck{job, out.Err() == nil}
-	}
-}
-
 // poll is one check's outcome, from the poll goroutine.
 type poll struct {
-	v     verdict
+	res   check.Result
 	start time.Time
 }
 
 func (w *watcher) loop(stop <-chan os.Signal) int {
-	cfg := w.cfg
-	checker, err := check.New(cfg.CheckOptions(userAgent()))
-	v := verdict{url: check.Redact(cfg.URL), endpoint: check.EndpointFor(""), insecure: cfg.Insecure}
-	if err != nil {
-		// Nothing a poll could fix: say so, fail closed, and let systemd
-		// decide about restarts.
-		v.res = check.Result{Class: check.Config, Err: err}
-		w.track.write(false)
-		w.result(v)
-		w.drain(time.Second)
-		fmt.Fprintf(w.stderr, "patroni-vip-check: error: %s\n", sink.Clean(err.Error(), sink.MaxMessage))
-		return 1
+	if w.ask == nil {
+		checker, err := check.New(w.cfg.CheckOptions(userAgent()))
+		if err != nil {
+			// Nothing a poll could fix: say so, fail closed, and let
+			// systemd decide about restarts.
+			w.keep(false)
+			w.queue(newResultJob(verdict{res: check.Result{Class: check.Config, Err: err}, url: w.url, endpoint: w.ep, insecure: w.cfg.Insecure},
+				ratelimit.Decision{Kind: ratelimit.First}, w.clock.Now()))
+			w.drain(time.Second)
+			fmt.Fprintf(w.stderr, "patroni-vip-check: error: %s\n", cleanErr(err))
+			return 1
+		}
+		w.ask, w.url, w.ep = checker.Check, checker.URL(), checker.Endpoint()
 	}
-	w.checker = checker
 	// A stale 1 left by a watcher that was killed must not outlive the
 	// start: 0 until the first poll says otherwise.
-	if got, _ := w.track.read(); got != "0" {
-		w.track.write(false)
+	if got, _ := w.track.readIfTaken(); got != "0" {
+		w.keep(false)
 	}
 
 	done := make(chan poll, 1)
-	start := func() time.Time {
-		t := time.Now()
-		go w.poll(t, done)
-		return t
+	next, stuck, dog := w.clock.NewTimer(), w.clock.NewTimer(), w.clock.NewTimer()
+	defer next.Stop()
+	defer stuck.Stop()
+	defer dog.Stop()
+	var polledAt time.Time
+	inPoll, ready, stalled := false, false, false
+	start := func() {
+		polledAt, inPoll = w.clock.Now(), true
+		stuck.Reset(w.cfg.Timeout + pollGrace)
+		go w.poll(polledAt, done)
 	}
-	polledAt := start()
-	ready := false
-	var tick <-chan time.Time
-	if w.watchdog > 0 {
-		t := time.NewTicker(w.watchdog)
-		defer t.Stop()
-		tick = t.C
-	}
-	next := time.NewTimer(0)
-	next.Stop()
-	stuck := time.NewTimer(cfg.Timeout + pollGrace)
-	inPoll := true
+	start()
 	for {
 		select {
 		case p := <-done:
@@ -191,226 +237,179 @@ func (w *watcher) loop(stop <-chan os.Signal) int {
 			w.settle(p)
 			if !ready {
 				ready = true
-				daemon.SdNotify(false, daemon.SdNotifyReady)
+				w.notify(daemon.SdNotifyReady)
+				if w.watchdog > 0 {
+					w.notify(daemon.SdNotifyWatchdog)
+					dog.Reset(w.watchdog)
+				}
 			}
 			// Polls keep their schedule; one that overran starts the next
 			// at once.
-			next.Reset(time.Until(polledAt.Add(cfg.Interval)))
-		case <-next.C:
-			polledAt = start()
-			inPoll = true
-			stuck.Reset(cfg.Timeout + pollGrace)
-		case <-stuck.C:
+			next.Reset(max(polledAt.Add(w.cfg.Interval).Sub(w.clock.Now()), 0))
+		case <-next.C():
+			start()
+		case <-stuck.C():
 			// The check honours its deadline; a poll still going past it
 			// is stuck in something else. Fail closed, say so, and stop
 			// answering the watchdog: systemd restarts the process.
-			w.track.write(false)
-			w.logTrack(fmt.Errorf("a poll is still going %v after it began, past its %v deadline; wrote 0 and stopped answering systemd's watchdog",
-				fmtDur(time.Since(polledAt)), cfg.Timeout))
-			tick = nil
+			w.keep(false)
+			w.queue(stuckJob(w.url, w.clock.Now().Sub(polledAt), w.cfg.Timeout, w.clock.Now()))
+			stalled = true
 		case a := <-w.acks:
-			w.acked(a)
-		case <-tick:
-			if inPoll && time.Since(polledAt) > cfg.Timeout+pollGrace {
-				continue
+			w.log.acked(a, w.clock.Now())
+		case <-dog.C():
+			if !stalled && !(inPoll && w.clock.Now().Sub(polledAt) > w.cfg.Timeout+pollGrace) {
+				w.notify(daemon.SdNotifyWatchdog)
 			}
-			daemon.SdNotify(false, daemon.SdNotifyWatchdog)
+			dog.Reset(w.watchdog)
 		case <-stop:
-			daemon.SdNotify(false, daemon.SdNotifyStopping)
-			w.track.write(false)
+			w.notify(daemon.SdNotifyStopping)
+			w.keep(false)
 			w.drain(500 * time.Millisecond)
 			return 0
 		}
+		if w.yield != nil {
+			w.notify(daemon.SdNotifyStopping)
+			w.drain(time.Second)
+			fmt.Fprintf(w.stderr, "patroni-vip-check: error: %s\n", cleanErr(w.yield))
+			return 1
+		}
+		w.log.pump(w.clock.Now())
 	}
 }
 
-// poll runs one check within --timeout and hands its verdict to the loop.
+// poll runs one check within --timeout and hands its result to the loop.
 func (w *watcher) poll(start time.Time, done chan<- poll) {
-	v := verdict{url: w.checker.URL(), endpoint: w.checker.Endpoint(), insecure: w.cfg.Insecure}
+	var res check.Result
 	defer func() {
 		if p := recover(); p != nil {
-			v.res = check.Result{Class: check.BadResponse, Err: fmt.Errorf("internal error: %v", p)}
+			res = check.Result{Class: check.BadResponse, Err: fmt.Errorf("internal error: %v", p)}
 		}
-		done <- poll{v, start}
+		done <- poll{res, start}
 	}()
-	ctx, cancel := context.WithDeadline(context.Background(), start.Add(w.cfg.Timeout))
+	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.Timeout)
 	defer cancel()
 	if w.cfg.Verbose {
-		trace{w.stderr}.start(v.url, w.cfg.Timeout, w.cfg.ConnectTimeout, w.cfg.Retries)
+		trace{w.stderr}.start(w.url, w.cfg.Timeout, w.cfg.ConnectTimeout, w.cfg.Retries)
 	}
-	v.res = w.checker.Check(ctx)
+	res = w.ask(ctx)
 	if w.cfg.Verbose {
-		trace{w.stderr}.result(v.endpoint, v.res)
+		trace{w.stderr}.result(w.ep, res)
 	}
 }
 
 // settle acts on a poll: the track file first, then the log, then the
-// textfile.
+// textfile. A poll that ended past its deadline and the grace could not
+// tell, whatever it says.
 func (w *watcher) settle(p poll) {
-	eligible := p.v.res.Eligible()
-	err := w.track.keep(eligible)
-	w.trackState(err)
-	w.result(p.v)
+	now := w.clock.Now()
+	if took := now.Sub(p.start); took >= w.cfg.Timeout+pollGrace {
+		p.res = check.Result{Class: check.Timeout, Elapsed: took,
+			Err: fmt.Errorf("the poll ended %s after it began, past its %s deadline: its answer is too old to use", fmtDur(took), fmtDur(w.cfg.Timeout))}
+	}
+	v := verdict{res: p.res, url: w.url, endpoint: w.ep, insecure: w.cfg.Insecure}
+	eligible := v.res.Eligible()
+	w.keep(eligible)
+	w.result(v, now)
 	if w.text != nil {
-		w.text.update(p.v, eligible, time.Now())
+		w.fileNote("textfile "+w.text.path, w.text.update(v, eligible, now), now)
 	}
 }
 
-// result folds a verdict into the log's state and queues a line if one is
-// due. While a line is in flight the latest verdict waits: it is judged
-// against what that line leaves.
-func (w *watcher) result(v verdict) {
-	if w.inflight {
-		w.pending = &v
+// keep makes the track file say eligible, and logs a change in whether
+// it can: the file, its lock, and its directory. A track file that could
+// not be taken at the start (its directory missing) is taken as soon as it
+// can be.
+func (w *watcher) keep(eligible bool) {
+	if w.cfg.Print || w.yield != nil {
 		return
 	}
-	now := time.Now()
+	now := w.clock.Now()
+	subject := "track file " + w.cfg.TrackFile
+	var err error
+	retaken := false
+	if w.track == nil {
+		w.track, err = takeTrackFile(w.cfg.TrackFile)
+	} else {
+		retaken, err = w.track.stillKept()
+	}
+	var kept *keptError
+	if errors.As(err, &kept) {
+		// A second watcher took the file (its lock was removed, or it was
+		// there first): it is that watcher's. Stop touching it, and end.
+		w.yield = err
+		w.fileNote(subject, err, now)
+		if w.track != nil {
+			w.track.lock.Close()
+			w.track = nil
+		}
+		return
+	}
+	if retaken {
+		w.queue(logJob{kind: fileJob, at: now, what: subject + ": lock taken again",
+			write: func(log zerolog.Logger, at time.Time) {
+				log.Warn().Str("reason", "watch-file").Str("file", subject).Str("event", "relocked").
+					Msg(subject + ": its lock " + lockPath(w.cfg.TrackFile) + " was removed; took it again")
+			}})
+	}
+	if err == nil {
+		err = w.track.keep(eligible)
+	}
+	w.fileNote(subject, err, now)
+	if w.track == nil {
+		return
+	}
+	var moved error
+	if w.track.dirReplaced() {
+		moved = fmt.Errorf("it was removed and made again since this watcher started: keepalived still watches the old one and never sees the track file; restart keepalived")
+	}
+	w.fileNote("track directory "+w.track.dir, moved, now)
+}
+
+// result folds a verdict into the log's state and queues a line when the
+// policy says one is due.
+func (w *watcher) result(v verdict, now time.Time) {
 	class := string(v.res.Class)
-	next, d := w.policy.Next(w.saved, class, v.res.Class != check.Eligible, now)
-	if d.Kind == ratelimit.Quiet {
-		w.saved = &next
-		return
-	}
-	w.send(logJob{next: next, write: func(log zerolog.Logger, at time.Time) {
-		logLine(log, v, d, nil, at)
-	}})
-}
-
-func (w *watcher) send(job logJob) {
-	w.inflight = true
-	w.lines <- job // never blocks: one job at most is in flight
-}
-
-// acked: a line was written or not. A line not taken leaves the state as
-// it was, so the next poll says it again.
-func (w *watcher) acked(a logAck) {
-	w.inflight = false
-	if a.taken {
-		s := a.job.next
-		if a.job.track {
-			w.trackLog = &s
-		} else {
-			w.saved = &s
-		}
-	}
-	if w.pending != nil {
-		v := *w.pending
-		w.pending = nil
-		w.result(v)
+	next, d := w.policy.Next(w.judged, class, v.res.Class != check.Eligible, now)
+	w.judged = &next
+	if d.Kind != ratelimit.Quiet {
+		w.queue(newResultJob(v, d, now))
 	}
 }
 
-// trackState logs a change in whether the track file can be written, and
-// a reminder while it cannot, through the same policy as results.
-func (w *watcher) trackState(err error) {
-	if w.inflight {
-		return // judged again at the next poll
+// fileNote logs a change in a file's condition (err nil when fine).
+func (w *watcher) fileNote(subject string, err error, now time.Time) {
+	f := w.files[subject]
+	if f == nil {
+		f = &fileState{}
+		w.files[subject] = f
 	}
-	class, bad := "track-ok", false
-	if err != nil {
-		class, bad = "track-failing", true
+	if job, ok := f.note(w.policy, subject, err, now); ok {
+		w.queue(job)
 	}
-	next, d := w.policy.Next(w.trackLog, class, bad, time.Now())
-	if d.Kind == ratelimit.Quiet || d.Kind == ratelimit.First && !bad {
-		w.trackLog = &next
-		return
-	}
-	w.send(logJob{next: next, track: true, write: func(log zerolog.Logger, at time.Time) {
-		trackLine(log, w.track.path, err, d, at)
-	}})
 }
 
-// logTrack logs a track file problem now, whatever the state.
-func (w *watcher) logTrack(err error) {
-	if w.inflight {
-		return
-	}
-	w.send(logJob{track: true, next: ratelimit.State{Class: "track-failing", Since: time.Now(), Logged: time.Now()},
-		write: func(log zerolog.Logger, at time.Time) {
-			trackLine(log, w.track.path, err, ratelimit.Decision{Kind: ratelimit.First}, at)
-		}})
+func (w *watcher) queue(job logJob) {
+	w.log.add(job)
+	w.log.pump(w.clock.Now())
 }
 
-// drain waits up to d for a line in flight.
+// drain waits up to d for the queued lines to be taken.
 func (w *watcher) drain(d time.Duration) {
-	if !w.inflight {
-		return
-	}
-	select {
-	case a := <-w.acks:
-		w.acked(a)
-	case <-time.After(d):
-	}
-}
-
-// trackFile is keepalived's track file. keepalived watches its directory
-// with inotify and reads the file on a close after writing or a rename into
-// place; it reads 1 as healthy (with "weight 0 reverse"), anything else
-// as FAULT.
-type trackFile struct {
-	path    string
-	written string // what this process last wrote: "1", "0" or ""
-}
-
-// keep makes the file say eligible, writing it only when the verdict
-// changed or the file is not what it should be (deleted, or filled with
-// something else by someone else).
-func (t *trackFile) keep(eligible bool) error {
-	want := "0"
-	if eligible {
-		want = "1"
-	}
-	if t.written == want {
-		if got, err := t.read(); err == nil && got == want {
-			return nil
+	deadline := time.After(d)
+	for len(w.log.jobs) > 0 {
+		w.log.retryAt = time.Time{}
+		w.log.pump(w.clock.Now())
+		select {
+		case a := <-w.acks:
+			w.log.acked(a, w.clock.Now())
+			if !a.taken {
+				return
+			}
+		case <-deadline:
+			return
 		}
 	}
-	return t.write(eligible)
-}
-
-// read returns the file's value, trimmed.
-func (t *trackFile) read() (string, error) {
-	f, err := os.Open(t.path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	buf := make([]byte, 16)
-	n, _ := io.ReadFull(f, buf)
-	return strings.TrimSpace(string(buf[:n])), nil
-}
-
-// write replaces the file atomically: a temporary file in the same
-// directory, renamed over it, so that keepalived never reads half a
-// value. No fsync: the file lives in /run, and after a crash nothing of
-// it is wanted (keepalived must see FAULT until a watcher writes again).
-func (t *trackFile) write(eligible bool) error {
-	value := "0\n"
-	if eligible {
-		value = "1\n"
-	}
-	dir, name := filepath.Split(t.path)
-	tmp := filepath.Join(dir, "."+name+".tmp")
-	t.written = ""
-	err := os.WriteFile(tmp, []byte(value), 0o644)
-	if err == nil {
-		err = os.Rename(tmp, t.path)
-	}
-	if err == nil {
-		t.written = value[:1]
-		return nil
-	}
-	os.Remove(tmp)
-	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("%w (the directory is made at boot by tmpfiles.d, and must exist before keepalived starts)", err)
-	}
-	if !eligible {
-		// A 1 that cannot be replaced must not stay: no file is FAULT too.
-		if rerr := os.Remove(t.path); rerr == nil || errors.Is(rerr, os.ErrNotExist) {
-			return fmt.Errorf("%w; removed it instead", err)
-		}
-	}
-	return err
 }
 
 // textfile is a node_exporter textfile: the verdict, its reason, the
@@ -421,9 +420,13 @@ type textfile struct {
 	polls       uint64
 	last        string // the last verdict's class
 	writtenAt   time.Time
+	err         error // of the last write
 }
 
-func (t *textfile) update(v verdict, eligible bool, now time.Time) {
+// update counts the poll and rewrites the file when something but the
+// latency changed, or every textfileEvery; it returns the last write's
+// error, which the caller logs when it changes.
+func (t *textfile) update(v verdict, eligible bool, now time.Time) error {
 	t.polls++
 	changed := t.last != string(v.res.Class)
 	if changed && t.last != "" && (t.last == string(check.Eligible)) != eligible {
@@ -431,7 +434,7 @@ func (t *textfile) update(v verdict, eligible bool, now time.Time) {
 	}
 	t.last = string(v.res.Class)
 	if !changed && now.Sub(t.writtenAt) < textfileEvery {
-		return
+		return t.err
 	}
 	t.writtenAt = now
 	e := 0
@@ -452,8 +455,18 @@ func (t *textfile) update(v verdict, eligible bool, now time.Time) {
 		strconv.FormatFloat(v.res.Elapsed.Seconds(), 'f', 6, 64))
 	fmt.Fprintf(&b, "# HELP patroni_vip_check_last_poll_timestamp_seconds When the last poll ended.\n")
 	fmt.Fprintf(&b, "# TYPE patroni_vip_check_last_poll_timestamp_seconds gauge\npatroni_vip_check_last_poll_timestamp_seconds %d\n", now.Unix())
-	tmp := t.path + ".tmp"
-	if os.WriteFile(tmp, []byte(b.String()), 0o644) == nil {
-		os.Rename(tmp, t.path)
+	t.err = replaceFile(t.path, []byte(b.String()))
+	if t.err != nil {
+		t.err = fmt.Errorf("cannot write it: %w%s", t.err, textfileHint(t.err))
 	}
+	return t.err
+}
+
+// textfileHint says how to let the unit write a textfile: its sandbox
+// makes every path read-only but the ones it names.
+func textfileHint(err error) string {
+	if !errors.Is(err, syscall.EROFS) && !errors.Is(err, syscall.EACCES) && !errors.Is(err, syscall.EPERM) {
+		return ""
+	}
+	return " (under patroni-vip-check.service the file system is read-only but for the paths of ReadWritePaths=: add the textfile's directory with systemctl edit)"
 }

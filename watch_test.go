@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -50,10 +51,7 @@ func startWatch(t *testing.T, c *cmd, env []string, args ...string) *watcherProc
 
 // value is what the track file says now: "1", "0", "" if missing.
 func (w *watcherProc) value() string {
-	b, err := os.ReadFile(w.track)
-	if err != nil {
-		return ""
-	}
+	b, _ := readRegular(w.track, 16) // never blocks on a FIFO planted there
 	return strings.TrimSpace(string(b))
 }
 
@@ -104,7 +102,7 @@ func TestWatchFollowsPatroni(t *testing.T) {
 	w.await("0", 5*time.Second)
 	p.set(200, "primary")
 	w.await("1", 5*time.Second)
-	time.Sleep(100 * time.Millisecond) // five polls of an unchanged state
+	p.waitPolls(t, 5) // of an unchanged state: no line
 	if code := w.signal(syscall.SIGTERM); code != 0 {
 		t.Errorf("exit %d after SIGTERM", code)
 	}
@@ -150,8 +148,13 @@ func TestWatchRepairsTrackFile(t *testing.T) {
 	w.await("1", time.Second)
 	os.WriteFile(w.track, []byte("garbage\n"), 0o644)
 	w.await("1", time.Second)
-	if entries, _ := os.ReadDir(filepath.Dir(w.track)); len(entries) != 1 {
-		t.Errorf("the track directory holds %d entries, want only the track file", len(entries))
+	var names []string
+	entries, _ := os.ReadDir(filepath.Dir(w.track))
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if !slices.Equal(names, []string{"eligible", "eligible.lock"}) {
+		t.Errorf("the track directory holds %q, want only the track file and its lock", names)
 	}
 }
 
@@ -196,16 +199,21 @@ func TestWatchStalledLog(t *testing.T) {
 	p.set(200, "master")
 	w.await("1", 5*time.Second)
 	resume()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		lines := c.log.lines(t)
-		if n := len(lines); n > 0 && strings.HasPrefix(lines[n-1], "primary: 200") && strings.Contains(lines[n-1], "was not primary") {
-			break
+	// Every change is logged, none dropped while the log was stalled.
+	changes := func() (heads []string) {
+		for _, l := range c.log.lines(t) {
+			if strings.Contains(l, "; was ") {
+				heads = append(heads, strings.SplitN(l, ":", 2)[0])
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the log came back, logged %q, want the promotion", lines)
-		}
-		time.Sleep(50 * time.Millisecond) // the watcher retries at its next poll after a line was not taken
+		return heads
+	}
+	guard := time.Now().Add(10 * time.Second)
+	for len(changes()) < 3 && time.Now().Before(guard) {
+		c.log.waitFor(t, "; was ") // and then for the next line, if any
+	}
+	if got := changes(); !slices.Equal(got, []string{"primary", "not primary", "primary"}) {
+		t.Errorf("after the log came back, logged the changes %q, want each of the three", got)
 	}
 }
 
@@ -257,31 +265,33 @@ func TestWatchNotifiesSystemd(t *testing.T) {
 }
 
 // TestWatchTrackDirMissing: without the track file's directory the watcher
-// says so, once, and keeps trying.
+// says so, once, and takes the file as soon as the directory is made.
 func TestWatchTrackDirMissing(t *testing.T) {
 	p := newPatroni(200, "master")
 	defer p.Close()
 	c := newCmd(t)
-	missing := filepath.Join(t.TempDir(), "missing", "eligible")
-	x := exec.Command(c.bin, "watch", "--interval", "20ms", "--track-file", missing, "--log", "syslog", "--log-socket", c.log.path, p.URL+"/primary")
-	if err := x.Start(); err != nil {
+	dir := filepath.Join(t.TempDir(), "missing")
+	w := &watcherProc{t: t, c: c, track: filepath.Join(dir, "eligible")}
+	w.x = exec.Command(c.bin, "watch", "--interval", "20ms", "--track-file", w.track, "--log", "syslog", "--log-socket", c.log.path, p.URL+"/primary")
+	if err := w.x.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer bound(x)()
-	time.Sleep(300 * time.Millisecond) // fifteen polls
-	x.Process.Signal(syscall.SIGTERM)
-	x.Wait()
-	var problems int
+	defer bound(w.x)()
+	c.log.waitFor(t, "does not exist")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w.await("1", 5*time.Second)
+	c.log.waitFor(t, "fine again")
+	w.signal(syscall.SIGTERM)
+	var about []string
 	for _, l := range c.log.lines(t) {
-		if strings.Contains(l, "cannot write it") {
-			problems++
-			if !strings.Contains(l, "must exist before keepalived starts") {
-				t.Errorf("line %q does not say why the directory matters", l)
-			}
+		if strings.HasPrefix(l, "track file "+w.track) {
+			about = append(about, l)
 		}
 	}
-	if problems != 1 {
-		t.Errorf("%d lines about the track file, want 1: %q", problems, c.log.lines(t))
+	if len(about) != 2 || !strings.Contains(about[0], "must exist before keepalived starts") || !strings.HasSuffix(about[1], ": fine again") {
+		t.Errorf("lines about the track file %q, want its missing directory once, then that it is fine", about)
 	}
 }
 
@@ -310,24 +320,28 @@ func TestWatchTextfile(t *testing.T) {
 	}
 }
 
-// TestWatchBadStart: bad flags and a URL that cannot be used end the
-// watcher with status 1 and the track file at 0.
+// TestWatchBadStart: bad flags end the watcher with status 1 and touch
+// nothing (it may not be the one that keeps the file; the unit's
+// ExecStopPost fails closed for the one that is); a URL that cannot be used
+// ends the watcher that keeps the file with status 1 and the file at 0.
 func TestWatchBadStart(t *testing.T) {
 	c := newCmd(t)
 	track := filepath.Join(t.TempDir(), "eligible")
-	os.WriteFile(track, []byte("1\n"), 0o644)
-	for _, args := range [][]string{
-		{"watch", "--track-file", track, "--interval", "1ms"},
-		{"watch", "--track-file", track, "--log", "none", "ftp://127.0.0.1/primary"},
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"watch", "--track-file", track, "--interval", "1ms"}, "1\n"},
+		{[]string{"watch", "--track-file", track, "--log", "none", "ftp://127.0.0.1/primary"}, "0\n"},
 	} {
 		os.WriteFile(track, []byte("1\n"), 0o644)
-		out, err := exec.Command(c.bin, args...).CombinedOutput()
+		out, err := exec.Command(c.bin, tc.args...).CombinedOutput()
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.HasPrefix(string(out), "patroni-vip-check: error: ") {
-			t.Errorf("%q: %v %q", args, err, out)
+			t.Errorf("%q: %v %q", tc.args, err, out)
 		}
-		if b, _ := os.ReadFile(track); string(b) != "0\n" {
-			t.Errorf("%q: track file %q after a watcher that could not start, want 0", args, b)
+		if b, _ := os.ReadFile(track); string(b) != tc.want {
+			t.Errorf("%q: track file %q after a watcher that could not start, want %q", tc.args, b, tc.want)
 		}
 	}
 }

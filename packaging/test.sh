@@ -412,6 +412,10 @@ systemd-analyze verify /usr/lib/systemd/system/patroni-vip-check.service >"$work
 rc=$?
 check "systemd-analyze verify accepts the installed unit" \
 	eval '[ $rc = 0 ] && ! grep . "$work/verify.out" >&2'
+exposure=$(systemd-analyze security --offline=true /usr/lib/systemd/system/patroni-vip-check.service 2>&1 |
+	sed -n 's/^.*Overall exposure level for patroni-vip-check.service: \([0-9.]*\).*$/\1/p')
+check "systemd-analyze security rates the installed unit 2.5 or lower (got ${exposure:-nothing})" \
+	awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 2.5) }'
 
 out=$(/usr/bin/patroni-vip-check --version 2>&1)
 rc=$?

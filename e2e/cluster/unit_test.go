@@ -43,7 +43,9 @@ func TestShippedUnit(t *testing.T) {
 	if len(post) != 1 {
 		t.Fatalf("ExecStopPost %q", post)
 	}
-	if _, argv, _ = unitfile.Command(post[0], nil); !slices.Equal(argv, []string{"/usr/bin/rm", "-f", "/run/keepalived-patroni-vip-check/eligible"}) {
+	// The command after stop reads the watcher's own arguments, for the same
+	// --track-file.
+	if _, argv, _ = unitfile.Command(post[0], env); !slices.Equal(argv, []string{"/usr/bin/patroni-vip-check", "watch", "--release", "--interval", "200ms", "http://198.51.100.11:8008/primary"}) {
 		t.Errorf("ExecStopPost %q", argv)
 	}
 }

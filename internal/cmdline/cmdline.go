@@ -34,6 +34,14 @@ const (
 	// other user's: root-owned and not writable by anyone else, so that
 	// no user can create another's directory first.
 	RootStateDir = "/run/patroni-vip-check"
+	// MaxTimeout bounds --timeout and --connect-timeout: far beyond any
+	// keepalived timeout, and small enough that no deadline overflows.
+	MaxTimeout = 10 * time.Minute
+	// MinInterval and MaxInterval bound --interval.
+	MinInterval = 10 * time.Millisecond
+	MaxInterval = time.Hour
+	// MaxRemind bounds --remind: a year.
+	MaxRemind = 365 * 24 * time.Hour
 	// RetryWait is the pause before a retry: long enough for a reset
 	// listener to come back, short enough to fit twice in the default
 	// deadline.
@@ -76,9 +84,12 @@ type Config struct {
 	IntervalSet bool
 	TrackFile   string // watch
 	Textfile    string // watch
-	Print       bool   // watch: verdicts to stdout, no track file
+	Print       bool   // watch: lines to stdout, no track file (by hand)
+	Release     bool   // watch: the unit's ExecStopPost, see README
 
 	Help, Version bool
+
+	trackFileSet bool
 }
 
 func defaults(m Mode) Config {
@@ -189,7 +200,13 @@ var flagDefs = []flagDef{
 		set:       func(c *Config, v string) error { c.IntervalSet = true; return setDuration(&c.Interval, v) }},
 	{names: []string{"track-file"}, value: "FILE", modes: Watch, salvaged: true,
 		help: "the file keepalived's track_file reads: 1 while eligible, else 0 (default " + DefaultTrackFile + ")",
-		set:  func(c *Config, v string) error { return setPath(&c.TrackFile, v) }},
+		set:  func(c *Config, v string) error { c.trackFileSet = true; return setPath(&c.TrackFile, v) }},
+	{names: []string{"print"}, modes: Watch,
+		help: "watch by hand: print each change of verdict (what the service would log) to stdout, and never touch a track file",
+		set:  func(c *Config, v string) error { return setBool(&c.Print, v) }},
+	{names: []string{"release"}, modes: Watch, salvaged: true,
+		help: "for the unit's ExecStopPost: if no watcher keeps the track file, remove it (no file is FAULT), then exit",
+		set:  func(c *Config, v string) error { return setBool(&c.Release, v) }},
 	{names: []string{"textfile"}, value: "FILE", modes: Watch,
 		help: "also keep a node_exporter textfile with the verdict, its reason, transitions and poll latency",
 		set:  func(c *Config, v string) error { return setPath(&c.Textfile, v) }},
@@ -236,16 +253,20 @@ func Parse(m Mode, args []string) (Config, error) {
 		return c, fmt.Errorf("one URL expected, got %d: %s", len(positional), quoteList(positional))
 	}
 	switch {
-	case c.Timeout < 10*time.Millisecond:
-		return c, fmt.Errorf("--timeout %v is too short (at least 10ms)", c.Timeout)
-	case c.ConnectTimeout <= 0:
-		return c, errors.New("--connect-timeout must be positive")
+	case c.Timeout < 10*time.Millisecond || c.Timeout > MaxTimeout:
+		return c, fmt.Errorf("--timeout %v is out of range (10ms to %v)", c.Timeout, MaxTimeout)
+	case c.ConnectTimeout <= 0 || c.ConnectTimeout > MaxTimeout:
+		return c, fmt.Errorf("--connect-timeout %v is out of range (above 0, at most %v)", c.ConnectTimeout, MaxTimeout)
+	case c.Remind > MaxRemind:
+		return c, fmt.Errorf("--remind %v is out of range (0 to %v)", c.Remind, MaxRemind)
 	case c.LogSocket != "" && c.Log != "journal" && c.Log != "syslog":
 		return c, errors.New("--log-socket needs --log journal or --log syslog")
 	case c.NoState && c.StateDir != "":
 		return c, errors.New("--no-state and --state-dir contradict each other")
-	case (m == Watch || c.IntervalSet) && (c.Interval < 10*time.Millisecond || c.Interval > time.Hour):
-		return c, fmt.Errorf("--interval %v is out of range (10ms to 1h)", c.Interval)
+	case (m == Watch || c.IntervalSet) && (c.Interval < MinInterval || c.Interval > MaxInterval):
+		return c, fmt.Errorf("--interval %v is out of range (%v to %v)", c.Interval, MinInterval, MaxInterval)
+	case c.Print && (c.Release || c.Textfile != "" || c.trackFileSet):
+		return c, errors.New("--print keeps no file: it cannot be combined with --track-file, --textfile or --release")
 	}
 	return c, nil
 }
@@ -345,10 +366,11 @@ func display(name string) string {
 	return name
 }
 
+// quoteList quotes arguments for an error, each URL without its password.
 func quoteList(ss []string) string {
 	q := make([]string, len(ss))
 	for i, s := range ss {
-		q[i] = strconv.Quote(s)
+		q[i] = strconv.Quote(check.Redact(s))
 	}
 	return "[" + strings.Join(q, " ") + "]"
 }

@@ -338,8 +338,10 @@ milliseconds.`, strings.Join(s.WatchArgs(), " ")))
 	w.Line("file", s.trackFile())
 	w.Blank()
 	w.Comment(fmt.Sprintf(`weight 0 makes the file a gate, not a priority change, and reverse makes it fail
-closed: 1 keeps the instance up; 0, a missing or empty file, or anything else puts
-it in FAULT. Without reverse a missing or garbage file would count as healthy.
+closed: keepalived reads the file with strtol, and any number but 0 (the watcher
+writes 1) keeps the instance up; 0, a missing or empty file, or text that is not a
+number puts it in FAULT. Without reverse a missing or garbage file would count as
+healthy. A 1 left by a watcher that was killed is removed by the unit's ExecStopPost.
 The directory must exist when keepalived starts: if it is missing, keepalived drops
 this track_file ("Track file directory ... does not exist - removing") and takes
 the VIP without it. tmpfiles.d creates %s at boot.`, path.Dir(s.trackFile())))
