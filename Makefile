@@ -83,19 +83,21 @@ doctor-e2e: build
 	PVC_DEBIAN13_ROOT=$$($(GO) run ./e2e/mkrootfs debian13) \
 	$(GO) test -tags e2e -count=1 -timeout 15m ./internal/doctor/
 
-# systemd-e2e: packaging/patroni-vip-check.service run by a real systemd 252
-# (Debian 12's), booted as PID 1 of a throwaway container per test (e2e/systemd),
-# with Patroni stood in for by the test: READY=1, the watchdog's SIGKILL and the
-# restart, ExecStopPost=, the journal, and the unit's sandbox against what the
-# watch needs (its track file, a node_exporter textfile read by the real
-# node_exporter, certificates of postgres, PostgreSQL's data directory with
-# inotify); systemd-analyze security, as shipped and with the proposal in
-# e2e/systemd/testdata/hardening.conf. Root and a cgroup v2 hierarchy; its
-# Debian 12 root filesystem is built on first use (about 40 s, 250 MB), like
-# the Debian 13 one. About 35 s.
+# systemd-e2e: packaging/patroni-vip-check.service run by a real systemd, Debian
+# 12's (252) and Debian 13's (257), booted as PID 1 of a throwaway container per
+# test (e2e/systemd), with Patroni stood in for by the test: READY=1, the
+# watchdog's SIGKILL and the restart, ExecStopPost=, the journal, and the unit's
+# sandbox against what the watch needs (its track file, a node_exporter textfile
+# read by the real node_exporter, certificates of postgres, PostgreSQL's data
+# directory with inotify); systemd-analyze security, as shipped and with the
+# proposal in e2e/systemd/testdata/hardening.conf. SYSTEMD_STACK=debian12 runs
+# one. Root and a cgroup v2 hierarchy; the root filesystems are built on first
+# use like the Debian 13 one (about 40 s and 220 MB each). About a minute.
+SYSTEMD_STACK ?= debian12 debian13
 systemd-e2e: build
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) -s deps; fi
-	PVC_REQUIRE_ROOT=1 PVC_BIN=$(CURDIR)/bin/patroni-vip-check $(GO) test -tags e2e -count=1 -v -timeout 10m ./e2e/systemd/
+	PVC_REQUIRE_ROOT=1 PVC_SYSTEMD_STACKS="$(SYSTEMD_STACK)" PVC_BIN=$(CURDIR)/bin/patroni-vip-check \
+		$(GO) test -tags e2e -count=1 -v -timeout 15m ./e2e/systemd/
 
 # rootfs: build (or find in /var/cache/patroni-vip-check) the root filesystem
 # of each STACK that runs from one: debootstrap from the mirror the host's apt

@@ -47,9 +47,10 @@ const (
 
 // Set up once by TestMain.
 var (
-	skipWhy  string // why this run cannot boot containers
-	rootDir  string // the booted root filesystem
-	pvcBin   string // the watch under test
+	skipWhy  string            // why this run cannot boot containers
+	stacks   []string          // the stacks to test on (PVC_SYSTEMD_STACKS, default all)
+	rootDirs map[string]string // each stack's root filesystem
+	pvcBin   string            // the watch under test
 	probeBin string
 	repo     string // the repository's root
 )
@@ -86,19 +87,44 @@ func runTests(m *testing.M) int {
 		logf("%v", err)
 		return 1
 	}
-	spec, err := Bookworm()
-	if err != nil {
-		logf("%v", err)
-		return 1
+	stacks = Stacks
+	if s := os.Getenv("PVC_SYSTEMD_STACKS"); s != "" {
+		stacks = strings.Fields(s)
 	}
-	root, err := EnsureRoot(ctx, spec, logf)
-	if err != nil {
-		logf("%v", err)
-		return 1
+	rootDirs = make(map[string]string)
+	for _, stack := range stacks {
+		spec, err := Lookup(stack)
+		if err != nil {
+			logf("%v", err)
+			return 1
+		}
+		root, err := EnsureRoot(ctx, spec, logf)
+		if err != nil {
+			logf("%v", err)
+			return 1
+		}
+		defer root.Close()
+		rootDirs[stack] = root.Dir
 	}
-	defer root.Close()
-	rootDir = root.Dir
 	return m.Run()
+}
+
+// onEachStack runs f as a subtest per stack, the stacks side by side: each boots
+// containers of its own.
+func onEachStack(t *testing.T, f func(t *testing.T, stack string)) {
+	t.Helper()
+	if skipWhy != "" {
+		if os.Getenv("PVC_REQUIRE_ROOT") == "1" {
+			t.Fatalf("%s (PVC_REQUIRE_ROOT=1)", skipWhy)
+		}
+		t.Skip(skipWhy)
+	}
+	for _, stack := range stacks {
+		t.Run(stack, func(t *testing.T) {
+			t.Parallel()
+			f(t, stack)
+		})
+	}
 }
 
 func goBuild(ctx context.Context, out, pkg, tags string) error {
@@ -121,20 +147,14 @@ type node struct {
 	patroni *standin
 }
 
-func newNode(t *testing.T) *node {
+func newNode(t *testing.T, stack string) *node {
 	t.Helper()
-	if skipWhy != "" {
-		if os.Getenv("PVC_REQUIRE_ROOT") == "1" {
-			t.Fatalf("%s (PVC_REQUIRE_ROOT=1)", skipWhy)
-		}
-		t.Skip(skipWhy)
-	}
 	tmpfiles, err := os.ReadFile(filepath.Join(repo, "packaging/tmpfiles.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c, err := Boot(t.Context(), Config{
-		Root: rootDir,
+		Root: rootDirs[stack],
 		Binds: []Bind{
 			{Source: pvcBin, Target: "/usr/bin/patroni-vip-check", ReadOnly: true},
 			{Source: probeBin, Target: probe, ReadOnly: true},
