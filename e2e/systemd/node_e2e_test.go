@@ -248,25 +248,27 @@ func (n *node) run(argv ...string) string {
 	return out
 }
 
-// install installs the unit file text, the drop-in (if any) and the environment file
-// that gives the watch args, and starts the unit; start returns once the watch has said
-// READY=1 (Type=notify), or fails after the unit's TimeoutStartSec.
+// install installs the unit file text, the drop-in (none if "") and the environment file
+// that gives the watch args, and reloads systemd.
 func (n *node) install(unit, dropIn string, args ...string) {
 	n.t.Helper()
 	if err := n.WriteFile("/etc/default/patroni-vip-check", "PATRONI_VIP_CHECK_ARGS=\""+strings.Join(args, " ")+"\"\n", 0o644); err != nil {
 		n.t.Fatal(err)
 	}
-	if dropIn != "" {
-		n.run("mkdir", "-p", "/etc/systemd/system/"+unitName+".d")
-		if err := n.WriteFile("/etc/systemd/system/"+unitName+".d/50-test.conf", dropIn, 0o644); err != nil {
-			n.t.Fatal(err)
-		}
+	n.run("mkdir", "-p", "/etc/systemd/system/"+unitName+".d")
+	conf := "/etc/systemd/system/" + unitName + ".d/50-test.conf"
+	if dropIn == "" {
+		n.run("rm", "-f", conf)
+	} else if err := n.WriteFile(conf, dropIn, 0o644); err != nil {
+		n.t.Fatal(err)
 	}
 	if err := n.InstallUnit(n.t.Context(), unitName, unit); err != nil {
 		n.t.Fatal(err)
 	}
 }
 
+// start starts the unit: systemctl returns once the watch has said READY=1 (Type=notify),
+// or fails after the unit's TimeoutStartSec=.
 func (n *node) start() {
 	n.t.Helper()
 	if _, err := n.Systemctl(n.t.Context(), "start", unitName); err != nil {

@@ -2,10 +2,10 @@
 
 // These tests run packaging/patroni-vip-check.service under a real systemd, Debian 12's
 // (252) and Debian 13's (257), booted in a container per test, with Patroni stood in for
-// by the test: systemd
-// itself starts the watch, waits for its READY=1, runs its watchdog, kills and restarts it,
-// runs ExecStopPost=, applies the unit's sandbox, and keeps its journal. Each runs on the
-// unit as shipped and on the unit with testdata/hardening.conf, a proposal, as a drop-in.
+// by the test: systemd itself starts the watch, waits for its READY=1, runs its watchdog,
+// kills and restarts it, runs ExecStopPost=, applies the unit's sandbox, and keeps its
+// journal. Each runs on the unit as shipped and on the unit with testdata/hardening.conf,
+// a proposal, as a drop-in.
 package systemd
 
 import (
