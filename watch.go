@@ -144,6 +144,8 @@ type watcher struct {
 	stderr io.Writer
 	track  *trackFile // nil with --print, or until it can be taken
 	text   *textfile
+	pg     *pgWatch    // --pgdata
+	last   check.Class // the last verdict's
 
 	// ask is one check: the checker's, or a test's.
 	ask    func(ctx context.Context) check.Result
@@ -183,11 +185,19 @@ func newWatcher(cfg cmdline.Config, track *trackFile, c clock, dest sink.Destina
 	if cfg.Textfile != "" {
 		w.text = &textfile{path: cfg.Textfile}
 	}
+	if cfg.PGData != "" {
+		w.pg = newPGWatch(cfg.PGData)
+	}
 	go logger(dest, lines, w.acks, c.Now)
 	return w
 }
 
-func (w *watcher) close() { close(w.lines) }
+func (w *watcher) close() {
+	close(w.lines)
+	if w.pg != nil {
+		w.pg.close()
+	}
+}
 
 // poll is one check's outcome, from the poll goroutine.
 type poll struct {
@@ -223,8 +233,21 @@ func (w *watcher) loop(stop <-chan os.Signal) int {
 	defer dog.Stop()
 	var polledAt time.Time
 	inPoll, ready, stalled := false, false, false
+	// --pgdata: a change of PostgreSQL's files starts a poll at once (or as
+	// soon as the one going ends), then a burst of polls every burstEvery,
+	// until the verdict changes or burstFor has passed.
+	var wake <-chan struct{}
+	if w.pg != nil {
+		wake = w.pg.wake
+	}
+	var burstUntil time.Time
+	var burstFrom check.Class
+	woken := false
 	start := func() {
 		polledAt, inPoll = w.clock.Now(), true
+		if w.pg != nil {
+			w.fileNote("data directory "+w.pg.dir, w.pg.ensure(), polledAt)
+		}
 		stuck.Reset(w.cfg.Timeout + pollGrace)
 		go w.poll(polledAt, done)
 	}
@@ -245,7 +268,25 @@ func (w *watcher) loop(stop <-chan os.Signal) int {
 			}
 			// Polls keep their schedule; one that overran starts the next
 			// at once.
-			next.Reset(max(polledAt.Add(w.cfg.Interval).Sub(w.clock.Now()), 0))
+			now := w.clock.Now()
+			switch {
+			case woken:
+				woken = false
+				next.Reset(0)
+			case now.Before(burstUntil) && w.last == burstFrom:
+				next.Reset(max(polledAt.Add(burstEvery).Sub(now), 0))
+			default:
+				burstUntil = time.Time{}
+				next.Reset(max(polledAt.Add(w.cfg.Interval).Sub(now), 0))
+			}
+		case <-wake:
+			burstUntil, burstFrom = w.clock.Now().Add(burstFor), w.last
+			if inPoll {
+				woken = true
+			} else {
+				next.Stop()
+				start()
+			}
 		case <-next.C():
 			start()
 		case <-stuck.C():
@@ -308,6 +349,7 @@ func (w *watcher) settle(p poll) {
 			Err: fmt.Errorf("the poll ended %s after it began, past its %s deadline: its answer is too old to use", fmtDur(took), fmtDur(w.cfg.Timeout))}
 	}
 	v := verdict{res: p.res, url: w.url, endpoint: w.ep, insecure: w.cfg.Insecure}
+	w.last = v.res.Class
 	eligible := v.res.Eligible()
 	w.keep(eligible)
 	w.result(v, now)

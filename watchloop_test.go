@@ -273,6 +273,34 @@ func (h *loopHarness) answer(start time.Time, r check.Result) time.Time {
 	return h.poll()
 }
 
+// settleWith answers r to every poll that starts now, until the loop has
+// scheduled its next poll at when: one change of a file can come as two
+// events (created, then written and closed), and a wake during a poll
+// makes another at once.
+func (h *loopHarness) settleWith(r check.Result, when time.Time) {
+	h.t.Helper()
+	guard := time.After(wait)
+	for {
+		c := h.clk
+		c.mu.Lock()
+		for _, tm := range c.timers {
+			if tm.active && tm.when.Equal(when) {
+				c.mu.Unlock()
+				return
+			}
+		}
+		changed := c.changed
+		c.mu.Unlock()
+		select {
+		case <-changed:
+		case <-h.asked:
+			h.answers <- r
+		case <-guard:
+			h.t.Fatalf("no poll scheduled at %v", when.Sub(time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)))
+		}
+	}
+}
+
 func (h *loopHarness) value() string {
 	b, _ := os.ReadFile(h.track)
 	return strings.TrimSpace(string(b))

@@ -84,6 +84,7 @@ type Config struct {
 	IntervalSet bool
 	TrackFile   string // watch
 	Textfile    string // watch
+	PGData      string // watch: PostgreSQL's data directory, to wake on its files
 	Print       bool   // watch: lines to stdout, no track file (by hand)
 	Release     bool   // watch: the unit's ExecStopPost, see README
 
@@ -201,6 +202,9 @@ var flagDefs = []flagDef{
 	{names: []string{"track-file"}, value: "FILE", modes: Watch, salvaged: true,
 		help: "the file keepalived's track_file reads: 1 while eligible, else 0 (default " + DefaultTrackFile + ")",
 		set:  func(c *Config, v string) error { c.trackFileSet = true; return setPath(&c.TrackFile, v) }},
+	{names: []string{"pgdata"}, value: "DIR", modes: Watch,
+		help: "PostgreSQL's data directory (Patroni's postgresql.data_dir): ask Patroni at once when PostgreSQL's promote, standby.signal, recovery.signal or postmaster.pid change, then every 20ms for up to 1s, besides every --interval",
+		set:  func(c *Config, v string) error { return setPath(&c.PGData, v) }},
 	{names: []string{"print"}, modes: Watch,
 		help: "watch by hand: print each change of verdict (what the service would log) to stdout, and never touch a track file",
 		set:  func(c *Config, v string) error { return setBool(&c.Print, v) }},
