@@ -39,6 +39,8 @@ flags override each.
                            the VIP's last byte)
   --priority N             the priority, the same on every node (default 100)
   --url URL                what the check asks (default: the node's /primary)
+  --pgdata DIR             watch: PostgreSQL's data directory, whose files wake
+                           the watch (default: Patroni's postgresql.data_dir)
   --cacert FILE, --cert FILE, --key FILE, --servername NAME, --insecure
                            the check's TLS flags (default: from Patroni's restapi
                            and ctl settings)
@@ -83,7 +85,7 @@ func keepalivedConf(ctx context.Context, args []string, stdout, stderr io.Writer
 
 func parseKeepalivedConfArgs(args []string) (vipconf.Input, bool, error) {
 	var in vipconf.Input
-	var mode, label, cacert, cert, key, servername string
+	var mode, label, cacert, cert, key, servername, pgdata string
 	set := flag.NewFlagSet("keepalived-conf", flag.ContinueOnError)
 	set.SetOutput(io.Discard)
 	set.StringVar(&in.VIP, "vip", "", "")
@@ -96,6 +98,7 @@ func parseKeepalivedConfArgs(args []string) (vipconf.Input, bool, error) {
 	set.IntVar(&in.RouterID, "router-id", 0, "")
 	set.IntVar(&in.Priority, "priority", 100, "")
 	set.StringVar(&in.URL, "url", "", "")
+	set.StringVar(&pgdata, "pgdata", "", "")
 	set.StringVar(&cacert, "cacert", "", "")
 	set.StringVar(&cert, "cert", "", "")
 	set.StringVar(&key, "key", "", "")
@@ -129,6 +132,8 @@ func parseKeepalivedConfArgs(args []string) (vipconf.Input, bool, error) {
 			in.Key = &key
 		case "servername":
 			in.ServerName = &servername
+		case "pgdata":
+			in.PGData = &pgdata
 		case "router-id":
 			if in.RouterID == 0 {
 				in.RouterID = -1 // given as 0: invalid, not "derive it"

@@ -32,6 +32,7 @@ restapi:
 postgresql:
   listen: 0.0.0.0:5432
   connect_address: 198.51.100.11:5432
+  data_dir: /var/lib/postgresql/15/main
 `
 
 // labNode is a machine like the lab's node 1.
@@ -89,6 +90,38 @@ func TestKeepalivedConfOnLabNode(t *testing.T) {
 	code, out, _ := runConf(t, labNode("2.2.7"), "--vip", "198.51.100.100/24", "--peer", "198.51.100.12")
 	if code != 0 || !strings.Contains(out, "track_file patroni_primary {") || !strings.Contains(out, "virtual_router_id 100\n") {
 		t.Errorf("defaults: exit %d\n%s", code, out)
+	}
+}
+
+// The watch wakes on the data directory Patroni's configuration names;
+// --pgdata overrides it; without either the generator warns that the watch
+// runs on polls alone.
+func TestKeepalivedConfPGData(t *testing.T) {
+	base := []string{"--mode", "watch", "--vip", "198.51.100.100/24", "--peer", "198.51.100.12"}
+	envLine := func(out string) string {
+		for _, l := range strings.Split(out, "\n") {
+			if _, v, ok := strings.Cut(l, "PATRONI_VIP_CHECK_ARGS="); ok {
+				return v
+			}
+		}
+		return ""
+	}
+	if code, out, errs := runConf(t, labNode("2.2.7"), base...); code != 0 || errs != "" ||
+		envLine(out) != `"--pgdata /var/lib/postgresql/15/main http://198.51.100.11:8008/primary"` {
+		t.Errorf("from Patroni's configuration: exit %d, stderr %q, %s", code, errs, envLine(out))
+	}
+	if code, out, _ := runConf(t, labNode("2.2.7"), append(base, "--pgdata", "/srv/pg/data")...); code != 0 ||
+		envLine(out) != `"--pgdata /srv/pg/data http://198.51.100.11:8008/primary"` {
+		t.Errorf("--pgdata: exit %d, %s", code, envLine(out))
+	}
+	if code, _, errs := runConf(t, labNode("2.2.7"), append(base, "--pgdata", "data")...); code != 1 || !strings.Contains(errs, `--pgdata "data" is not an absolute path`) {
+		t.Errorf("a relative --pgdata: exit %d, %q", code, errs)
+	}
+	sys := labNode("2.2.7")
+	sys.Files["/etc/patroni/15-main.yml"].Data = []byte(strings.Replace(labPatroni, "  data_dir: /var/lib/postgresql/15/main\n", "", 1))
+	if code, out, errs := runConf(t, sys, base...); code != 0 || !strings.Contains(errs, "warning: no postgresql.data_dir") ||
+		envLine(out) != `"http://198.51.100.11:8008/primary"` {
+		t.Errorf("no data_dir: exit %d, stderr %q, %s", code, errs, envLine(out))
 	}
 }
 

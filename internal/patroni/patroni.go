@@ -68,6 +68,8 @@ type PostgreSQL struct {
 	// ListenAddresses is parameters.listen_addresses, which Patroni
 	// replaces with listen's hosts.
 	ListenAddresses string
+	// DataDir is data_dir, PostgreSQL's data directory.
+	DataDir string
 }
 
 type rawConfig struct {
@@ -79,6 +81,7 @@ type rawConfig struct {
 		Listen         string         `yaml:"listen"`
 		ConnectAddress string         `yaml:"connect_address"`
 		Parameters     map[string]any `yaml:"parameters"`
+		DataDir        string         `yaml:"data_dir"`
 	} `yaml:"postgresql"`
 }
 
@@ -95,6 +98,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	c := &Config{Path: name, Scope: raw.Scope, Name: raw.Name, RestAPI: raw.RestAPI, Ctl: raw.Ctl}
 	c.PostgreSQL.Listen = raw.PostgreSQL.Listen
 	c.PostgreSQL.ConnectAddress = raw.PostgreSQL.ConnectAddress
+	c.PostgreSQL.DataDir = raw.PostgreSQL.DataDir
 	if v, ok := raw.PostgreSQL.Parameters["listen_addresses"]; ok {
 		c.PostgreSQL.ListenAddresses = fmt.Sprint(v)
 	}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/netip"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 
@@ -28,6 +29,7 @@ type Input struct {
 	RouterID          int     // 0 for the VIP's last byte
 	Priority          int     // 0 for 100
 	URL               string  // "" for https?://NODE:PORT/primary
+	PGData            *string // watch --pgdata; nil for Patroni's postgresql.data_dir
 	// The check's TLS flags; nil for what Patroni's configuration implies.
 	CACert, Cert, Key, ServerName *string
 	Insecure                      bool
@@ -167,6 +169,21 @@ func Gather(ctx context.Context, sys system.System, in Input) (Setup, []string, 
 		s.Label = *in.Label
 	case len(s.Interface) <= 13:
 		s.Label = s.Interface + ":1" // a label is at most 15 bytes (IFNAMSIZ)
+	}
+
+	// The watch wakes on PostgreSQL's files in the data directory.
+	if s.Mode == Watch {
+		switch {
+		case in.PGData != nil:
+			s.PGData = *in.PGData
+		case pc != nil && pc.PostgreSQL.DataDir != "":
+			s.PGData = pc.PostgreSQL.DataDir
+		default:
+			warnings = append(warnings, "no postgresql.data_dir in Patroni's configuration: the watch asks Patroni on --interval alone; give --pgdata for it to wake on PostgreSQL's own files")
+		}
+		if s.PGData != "" && !path.IsAbs(s.PGData) {
+			return s, nil, fmt.Errorf("--pgdata %q is not an absolute path", s.PGData)
+		}
 	}
 
 	// The same on every node, and different for every VIP of a /24.

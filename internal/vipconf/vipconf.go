@@ -69,6 +69,7 @@ type Setup struct {
 	RouterID   int
 	Priority   int
 	TrackFile  string // Watch; cmdline.DefaultTrackFile if empty
+	PGData     string // Watch: PostgreSQL's data directory, "" for none
 }
 
 func (s *Setup) fast() bool { return s.Mode == Oneshot && s.Keepalived.FractionalTimers() }
@@ -154,6 +155,9 @@ func (s *Setup) WatchArgs() []string {
 	var args []string
 	if s.trackFile() != cmdline.DefaultTrackFile {
 		args = append(args, "--track-file", s.trackFile())
+	}
+	if s.PGData != "" {
+		args = append(args, "--pgdata", s.PGData)
 	}
 	args = append(args, s.CheckFlags...)
 	return append(args, s.URL)

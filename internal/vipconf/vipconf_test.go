@@ -25,6 +25,7 @@ func lab(mode Mode, v keepalived.Version) Setup {
 		Label:      "eth0:1",
 		RouterID:   51,
 		Priority:   100,
+		PGData:     "/var/lib/postgresql/15/main",
 	}
 }
 
