@@ -38,12 +38,16 @@ flags override each.
   --router-id N            virtual_router_id, the same on every node (default:
                            the VIP's last byte)
   --priority N             the priority, the same on every node (default 100)
-  --url URL                what the check asks (default: the node's /primary)
+  --url URL                what the check asks (default: the node's /primary);
+                           no credentials in it: see --user
   --pgdata DIR             watch: PostgreSQL's data directory, whose files wake
                            the watch (default: Patroni's postgresql.data_dir)
   --cacert FILE, --cert FILE, --key FILE, --servername NAME, --insecure
                            the check's TLS flags (default: from Patroni's restapi
                            and ctl settings)
+  --user USER, --password-file FILE
+                           the check's basic auth; the password is the file's
+                           first line, never written into the configuration
   --keepalived-version V   the keepalived it is for (default: keepalived --version)
   -h, --help               print this help
 `
@@ -104,6 +108,8 @@ func parseKeepalivedConfArgs(args []string) (vipconf.Input, bool, error) {
 	set.StringVar(&key, "key", "", "")
 	set.StringVar(&servername, "servername", "", "")
 	set.BoolVar(&in.Insecure, "insecure", false, "")
+	set.StringVar(&in.User, "user", "", "")
+	set.StringVar(&in.PasswordFile, "password-file", "", "")
 	set.StringVar(&in.KeepalivedVersion, "keepalived-version", "", "")
 	help := set.Bool("help", false, "")
 	set.BoolVar(help, "h", false, "")

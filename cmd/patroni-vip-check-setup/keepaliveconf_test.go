@@ -223,7 +223,27 @@ func TestKeepalivedConfErrors(t *testing.T) {
 		}, []string{"--vip", "198.51.100.100/24", "--peer", "198.51.100.12"}, "no interface holds 198.51.100.11"},
 		{"vip is node", func() *systemtest.Fake { return labNode("2.2.7") }, []string{"--vip", "198.51.100.11/24", "--peer", "198.51.100.12"}, "this node's own address"},
 		{"password in url", func() *systemtest.Fake { return labNode("2.2.7") },
-			[]string{"--vip", "198.51.100.100/24", "--url", "ftp://u:S3CRET@198.51.100.11:8008/primary"}, `--url "ftp://u:xxxxx@198.51.100.11:8008/primary"`},
+			[]string{"--vip", "198.51.100.100/24", "--url", "ftp://u:S3CRET@198.51.100.11:8008/primary"}, `--url: invalid URL "ftp://u:xxxxx@198.51.100.11:8008/primary"`},
+		{"credentials in url", func() *systemtest.Fake { return labNode("2.2.7") },
+			[]string{"--vip", "198.51.100.100/24", "--url", "http://u:S3CRET@198.51.100.11:8008/primary"},
+			`--url: invalid URL "http://u:xxxxx@198.51.100.11:8008/primary": credentials belong in --user and --password-file, not the URL`},
+		{"fragment in url", func() *systemtest.Fake { return labNode("2.2.7") },
+			[]string{"--vip", "198.51.100.100/24", "--url", "http://198.51.100.11:8008/primary#replica"}, "a fragment means nothing to Patroni"},
+		{"user without password file", func() *systemtest.Fake { return labNode("2.2.7") },
+			[]string{"--vip", "198.51.100.100/24", "--peer", "198.51.100.12", "--user", "pvc"}, "--user needs --password-file"},
+		{"password file without user", func() *systemtest.Fake { return labNode("2.2.7") },
+			[]string{"--vip", "198.51.100.100/24", "--peer", "198.51.100.12", "--password-file", "/etc/patroni/pw"}, "--password-file needs --user"},
+		{"user with a colon", func() *systemtest.Fake { return labNode("2.2.7") },
+			[]string{"--vip", "198.51.100.100/24", "--peer", "198.51.100.12", "--user", "a:S3CRET", "--password-file", "/etc/patroni/pw"}, "--user holds a colon"},
+		{"vip is a peer", func() *systemtest.Fake { return labNode("2.2.7") },
+			[]string{"--vip", "198.51.100.12/24", "--peer", "198.51.100.12"}, "the VIP 198.51.100.12 is the address of the peer 198.51.100.12"},
+		{"vip is the broadcast address", func() *systemtest.Fake { return labNode("2.2.7") },
+			[]string{"--vip", "198.51.100.255/24", "--peer", "198.51.100.12"}, "broadcast address of 198.51.100.0/24"},
+		{"vip is the network address", func() *systemtest.Fake { return labNode("2.2.7") },
+			[]string{"--vip", "198.51.100.0/24", "--peer", "198.51.100.12", "--router-id", "7"}, "network address of 198.51.100.0/24"},
+		{"a flag the check refuses", func() *systemtest.Fake { return labNode("2.2.7") },
+			[]string{"--vip", "198.51.100.100/24", "--peer", "198.51.100.12", "--mode", "oneshot", "--servername", "a\tb", "--url", "https://198.51.100.11:8008/primary"},
+			"the check would refuse its command line"},
 	}
 	for _, tc := range cases {
 		code, out, errs := runConf(t, tc.sys(), tc.args...)
@@ -239,6 +259,26 @@ func TestKeepalivedConfErrors(t *testing.T) {
 	code, out, _ := runConf(t, labNode("2.2.7"), "--help")
 	if code != 0 || !strings.HasPrefix(out, "usage: patroni-vip-check keepalived-conf") {
 		t.Errorf("--help: exit %d, %q", code, out)
+	}
+}
+
+// Basic auth goes to the check as flags, the password in its file: never
+// into keepalived.conf.
+func TestKeepalivedConfBasicAuth(t *testing.T) {
+	sys := labNode("2.2.7")
+	sys.Files["/etc/patroni/vip-check.pw"] = &systemtest.File{Mode: 0o600, Data: []byte("S3CRET\n")}
+	code, out, errs := runConf(t, sys, "--mode", "oneshot", "--vip", "198.51.100.100/24", "--peer", "198.51.100.12",
+		"--user", "pvc", "--password-file", "/etc/patroni/vip-check.pw")
+	want := `script "/usr/bin/patroni-vip-check --user pvc --password-file /etc/patroni/vip-check.pw http://198.51.100.11:8008/primary"`
+	if code != 0 || errs != "" || !strings.Contains(out, want) || strings.Contains(out, "S3CRET") {
+		t.Errorf("exit %d, stderr %q, want %s in\n%s", code, errs, want, out)
+	}
+	// A password file that is not there yet is said, not refused: it may be
+	// made after the configuration.
+	code, _, errs = runConf(t, labNode("2.2.7"), "--vip", "198.51.100.100/24", "--peer", "198.51.100.12",
+		"--user", "pvc", "--password-file", "/etc/patroni/vip-check.pw")
+	if code != 0 || !strings.Contains(errs, "warning: --password-file /etc/patroni/vip-check.pw is not a file here") {
+		t.Errorf("missing password file: exit %d, stderr %q", code, errs)
 	}
 }
 

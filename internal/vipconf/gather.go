@@ -33,6 +33,9 @@ type Input struct {
 	// The check's TLS flags; nil for what Patroni's configuration implies.
 	CACert, Cert, Key, ServerName *string
 	Insecure                      bool
+	// The check's basic auth: the user, and the file whose first line is
+	// the password.
+	User, PasswordFile string
 }
 
 // KeepalivedBinaries are where distributions install keepalived.
@@ -115,10 +118,13 @@ func Gather(ctx context.Context, sys system.System, in Input) (Setup, []string, 
 	base := scheme + "://" + netip.AddrPortFrom(s.Node, uint16(port)).String()
 	s.URL = base + "/primary"
 	if in.URL != "" {
-		u, err := url.Parse(in.URL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return s, nil, fmt.Errorf("--url %q: want http:// or https:// with a host", in.URL)
+		// What the check would refuse, refused now, in its words: a URL
+		// with a password would put it in keepalived.conf, one with a
+		// fragment would never pass.
+		if err := checkURL(in.URL); err != nil {
+			return s, nil, fmt.Errorf("--url: %w", err)
 		}
+		u, _ := url.Parse(in.URL)
 		s.URL, base, scheme = in.URL, u.Scheme+"://"+u.Host, u.Scheme
 	}
 
@@ -134,6 +140,25 @@ func Gather(ctx context.Context, sys system.System, in Input) (Setup, []string, 
 	}
 	if in.Insecure {
 		s.CheckFlags = append(s.CheckFlags, "--insecure")
+	}
+	// Basic auth, as the check takes it: the password in a file of its own,
+	// never in keepalived.conf or the service's arguments.
+	switch {
+	case in.User != "" && in.PasswordFile == "":
+		return s, nil, errors.New("--user needs --password-file")
+	case in.User == "" && in.PasswordFile != "":
+		return s, nil, errors.New("--password-file needs --user")
+	case strings.Contains(in.User, ":"):
+		// Not quoted: what follows the colon may be a password.
+		return s, nil, errors.New("--user holds a colon, which a basic auth user cannot: the password goes in --password-file")
+	case in.User != "":
+		if !path.IsAbs(in.PasswordFile) {
+			return s, nil, fmt.Errorf("--password-file %q is not an absolute path", in.PasswordFile)
+		}
+		if fi, err := sys.Stat(in.PasswordFile); err != nil || !fi.Mode.IsRegular() {
+			warnings = append(warnings, fmt.Sprintf("--password-file %s is not a file here: the check will fail until it is", in.PasswordFile))
+		}
+		s.CheckFlags = append(s.CheckFlags, "--user", in.User, "--password-file", in.PasswordFile)
 	}
 
 	if s.Peers, err = peers(ctx, sys, in, pc, s.Node, base, tlsFiles); err != nil {
@@ -192,6 +217,9 @@ func Gather(ctx context.Context, sys system.System, in Input) (Setup, []string, 
 		if s.RouterID = int(b[len(b)-1]); s.RouterID == 0 {
 			return s, nil, fmt.Errorf("the VIP %s ends in 0: give --router-id", s.VIP.Addr())
 		}
+	}
+	if err := s.parseCommands(); err != nil {
+		return s, nil, err
 	}
 	return s, warnings, nil
 }

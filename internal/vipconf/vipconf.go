@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/patroni-vip-check/patroni-vip-check/check"
 	"github.com/patroni-vip-check/patroni-vip-check/internal/cmdline"
 	"github.com/patroni-vip-check/patroni-vip-check/internal/keepalived"
 )
@@ -104,18 +105,68 @@ func (s *Setup) check() error {
 		if p.Is4() != s.Node.Is4() {
 			return fmt.Errorf("peer %s and the node address %s are not of the same family", p, s.Node)
 		}
+		if p == s.VIP.Addr() {
+			return fmt.Errorf("the VIP %s is the address of the peer %s", s.VIP.Addr(), p)
+		}
+	}
+	if what := reserved(s.VIP); what != "" {
+		return fmt.Errorf("the VIP %s is the %s of %s: no host may hold it", s.VIP.Addr(), what, s.VIP.Masked())
 	}
 	if s.Label != "" && (len(s.Label) > 15 || !strings.HasPrefix(s.Label, s.Interface)) {
 		return fmt.Errorf("label %q must start with the interface name and be at most 15 characters", s.Label)
 	}
 	if s.Mode == Oneshot || s.URL != "" {
-		u, err := url.Parse(s.URL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("invalid URL %q", s.URL)
+		if err := checkURL(s.URL); err != nil {
+			return err
 		}
 	}
 	if s.Mode == Watch && !path.IsAbs(s.trackFile()) {
 		return fmt.Errorf("track file %q is not an absolute path", s.trackFile())
+	}
+	return nil
+}
+
+// reserved names what addr is in its subnet when no host may hold it:
+// IPv4's network and broadcast addresses (a /31 or /32 has none), and
+// IPv6's subnet-router anycast address, its network address (RFC 4291
+// 2.6.1; a /127 or /128 has none).
+func reserved(p netip.Prefix) string {
+	a, bits := p.Addr(), p.Bits()
+	if bits >= a.BitLen()-1 {
+		return ""
+	}
+	if a == p.Masked().Addr() {
+		return "network address"
+	}
+	if !a.Is4() {
+		return ""
+	}
+	b := a.As4()
+	for i := range b {
+		host := 8*(i+1) - bits // host bits in this byte
+		switch {
+		case host <= 0:
+			continue
+		case host >= 8:
+			if b[i] != 0xff {
+				return ""
+			}
+		default:
+			if m := byte(1<<host - 1); b[i]&m != m {
+				return ""
+			}
+		}
+	}
+	return "broadcast address"
+}
+
+// checkURL refuses a URL that the check itself would refuse, with the
+// check's own words: its rules (scheme, host, port, no credentials, no
+// fragment) are check.New's. The files that flags name are read on the
+// node when the check starts, not here.
+func checkURL(rawURL string) error {
+	if _, err := check.New(check.Options{URL: rawURL}); err != nil {
+		return err
 	}
 	return nil
 }
@@ -161,6 +212,28 @@ func (s *Setup) WatchArgs() []string {
 	}
 	args = append(args, s.CheckFlags...)
 	return append(args, s.URL)
+}
+
+// parseCommands reads every command line the configuration gives the
+// check (the vrrp_script's, or the service's arguments) with the check's
+// own grammar and rules, so that what the generator writes is never
+// refused where it runs.
+func (s *Setup) parseCommands() error {
+	m, args := cmdline.Once, s.Command()[1:]
+	if s.Mode == Watch {
+		m, args = cmdline.Watch, s.WatchArgs()
+	}
+	cfg, err := cmdline.Parse(m, args)
+	if err != nil {
+		return fmt.Errorf("the check would refuse its command line: %w", err)
+	}
+	// The files it names are read on the node when it starts: not here.
+	opts := cfg.CheckOptions("")
+	opts.CACert, opts.Cert, opts.Key, opts.User, opts.PasswordFile = "", "", "", "", ""
+	if _, err := check.New(opts); err != nil {
+		return fmt.Errorf("the check would refuse its command line: %w", err)
+	}
+	return nil
 }
 
 // Render writes the configuration.

@@ -155,6 +155,13 @@ func TestSetupErrors(t *testing.T) {
 		{"priority", func(s *Setup) { s.Priority = 255 }, "address owner"},
 		{"label", func(s *Setup) { s.Label = "wlan0:1" }, "label"},
 		{"url", func(s *Setup) { s.URL = "ftp://x" }, "invalid URL"},
+		{"vip is a peer", func(s *Setup) { s.VIP = netip.PrefixFrom(s.Peers[1], 24) }, "the VIP 198.51.100.13 is the address of the peer 198.51.100.13"},
+		{"network", func(s *Setup) { s.VIP = netip.MustParsePrefix("198.51.100.0/24") }, "the VIP 198.51.100.0 is the network address of 198.51.100.0/24"},
+		{"broadcast", func(s *Setup) { s.VIP = netip.MustParsePrefix("198.51.100.255/24") }, "the VIP 198.51.100.255 is the broadcast address of 198.51.100.0/24"},
+		{"broadcast /26", func(s *Setup) { s.VIP = netip.MustParsePrefix("198.51.100.127/26") }, "broadcast address of 198.51.100.64/26"},
+		{"credentials", func(s *Setup) { s.URL = "http://u:S3CRET@198.51.100.11:8008/primary" }, "credentials belong in --user and --password-file"},
+		{"fragment", func(s *Setup) { s.URL = "http://198.51.100.11:8008/primary#x" }, "a fragment means nothing to Patroni"},
+		{"port", func(s *Setup) { s.URL = "http://198.51.100.11:80080/primary" }, "port 80080 is not a number from 1 to 65535"},
 		{"quote", func(s *Setup) { s.URL = `http://x/"` }, "cannot pass"},
 	}
 	for _, tc := range cases {
@@ -162,6 +169,40 @@ func TestSetupErrors(t *testing.T) {
 		tc.change(&s)
 		if _, err := Render(s); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
+		} else if strings.Contains(err.Error(), "S3CRET") {
+			t.Errorf("%s: the password shows: %v", tc.name, err)
+		}
+	}
+}
+
+// Addresses a host may hold: reserved names only a subnet's own network
+// and broadcast addresses (IPv6: its subnet-router anycast address), and
+// none in a /31, /32, /127 or /128.
+func TestReserved(t *testing.T) {
+	for in, want := range map[string]string{
+		"198.51.100.0/24":    "network address",
+		"198.51.100.255/24":  "broadcast address",
+		"198.51.100.1/24":    "",
+		"198.51.100.254/24":  "",
+		"198.51.100.64/26":   "network address",
+		"198.51.100.127/26":  "broadcast address",
+		"198.51.100.128/26":  "network address",
+		"198.51.100.126/26":  "",
+		"10.255.255.255/8":   "broadcast address",
+		"10.255.0.255/8":     "",
+		"198.51.100.4/30":    "network address",
+		"198.51.100.7/30":    "broadcast address",
+		"198.51.100.0/31":    "",
+		"198.51.100.1/31":    "",
+		"198.51.100.0/32":    "",
+		"2001:db8::/64":      "network address",
+		"2001:db8::1/64":     "",
+		"2001:db8::ffff/112": "",
+		"2001:db8::/127":     "",
+		"2001:db8::/128":     "",
+	} {
+		if got := reserved(netip.MustParsePrefix(in)); got != want {
+			t.Errorf("reserved(%s) = %q, want %q", in, got, want)
 		}
 	}
 }
