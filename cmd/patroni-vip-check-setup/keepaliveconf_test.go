@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -144,6 +145,59 @@ func TestKeepalivedConfPeersFromCluster(t *testing.T) {
 	code, _, errs = runConf(t, sys, "--vip", "127.0.0.100/8")
 	if code != 1 || !strings.Contains(errs, "asking Patroni for its members") || !strings.Contains(errs, "give them with --peer") {
 		t.Errorf("Patroni down: exit %d, stderr %q", code, errs)
+	}
+}
+
+// A node on IPv6: Patroni's connect_address in brackets, its /cluster
+// answer asked over IPv6, the URL in brackets, no label, the unicast
+// source and peers of the VIP's family.
+func TestKeepalivedConfIPv6(t *testing.T) {
+	l, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"members": [{"name": "node1", "host": "2001:db8::11", "role": "leader"},
+			{"name": "node2", "host": "2001:db8::12", "role": "replica"}, {"name": "node3", "host": "[2001:db8::13]"}]}`)
+	}))
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.Start()
+	defer srv.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	sys := labNode("2.2.7")
+	sys.Files["/etc/patroni/15-main.yml"].Data = []byte(fmt.Sprintf("name: node1\nrestapi:\n  connect_address: '[::1]:%d'\n", port))
+	sys.Ifaces = append(sys.Ifaces, system.Interface{Name: "lo", Up: true, Addrs: []netip.Prefix{netip.MustParsePrefix("::1/128")}})
+	code, out, errs := runConf(t, sys, "--mode", "oneshot", "--vip", "2001:db8::100/64", "--router-id", "51", "--node", "::1", "--interface", "eth0")
+	for _, want := range []string{
+		fmt.Sprintf(`script "/usr/bin/patroni-vip-check http://[::1]:%d/primary"`, port),
+		"unicast_src_ip ::1\n",
+		"unicast_peer {\n        2001:db8::12\n        2001:db8::13\n    }", // node1 is this node, by name
+		"2001:db8::100/64 dev eth0\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q: exit %d, stderr %q\n%s", want, code, errs, out)
+		}
+	}
+	if code != 0 || strings.Contains(out, " label ") {
+		t.Errorf("exit %d, stderr %q\n%s", code, errs, out)
+	}
+
+	// The lab's node on IPv6: the router id from the VIP's last byte, as
+	// on IPv4 (::100 ends in 0, which is said); no label unless asked, and
+	// one asked for is refused.
+	v6 := labNode("2.2.7")
+	v6.Ifaces[1].Addrs = []netip.Prefix{netip.MustParsePrefix("2001:db8::11/64")}
+	args := []string{"--mode", "oneshot", "--node", "2001:db8::11", "--peer", "2001:db8::12", "--url", "http://[2001:db8::11]:8008/primary"}
+	code, out, errs = runConf(t, v6, append(args, "--vip", "2001:db8::64/64")...)
+	if code != 0 || errs != "" || !strings.Contains(out, "2001:db8::64/64 dev eth0\n") || !strings.Contains(out, "virtual_router_id 100\n") {
+		t.Errorf("exit %d, stderr %q\n%s", code, errs, out)
+	}
+	if code, _, errs := runConf(t, v6, append(args, "--vip", "2001:db8::100/64")...); code != 1 || !strings.Contains(errs, "the VIP 2001:db8::100 ends in 0: give --router-id") {
+		t.Errorf("::100: exit %d, stderr %q", code, errs)
+	}
+	if code, _, errs := runConf(t, v6, append(args, "--vip", "2001:db8::64/64", "--label", "eth0:1")...); code != 1 || !strings.Contains(errs, "IPv6, which keepalived cannot label") {
+		t.Errorf("--label on IPv6: exit %d, stderr %q", code, errs)
 	}
 }
 

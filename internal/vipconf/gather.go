@@ -192,6 +192,8 @@ func Gather(ctx context.Context, sys system.System, in Input) (Setup, []string, 
 	switch {
 	case in.Label != nil:
 		s.Label = *in.Label
+	case s.VIP.Addr().Is6():
+		// keepalived labels no IPv6 address ("Cannot specify label").
 	case len(s.Interface) <= 13:
 		s.Label = s.Interface + ":1" // a label is at most 15 bytes (IFNAMSIZ)
 	}
@@ -295,7 +297,7 @@ func peers(ctx context.Context, sys system.System, in Input, pc *patroni.Config,
 		return nil, fmt.Errorf("asking Patroni for its members: %s; give them with --peer", strings.Join(strings.Fields(err.Error()), " "))
 	}
 	for _, m := range members {
-		a, err := netip.ParseAddr(m.Host)
+		a, err := netip.ParseAddr(strings.Trim(m.Host, "[]"))
 		if err != nil {
 			return nil, fmt.Errorf("member %s's host %q is not an address: give the peers with --peer", m.Name, m.Host)
 		}

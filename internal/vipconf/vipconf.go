@@ -112,6 +112,10 @@ func (s *Setup) check() error {
 	if what := reserved(s.VIP); what != "" {
 		return fmt.Errorf("the VIP %s is the %s of %s: no host may hold it", s.VIP.Addr(), what, s.VIP.Masked())
 	}
+	if s.Label != "" && s.VIP.Addr().Is6() {
+		// keepalived: "Cannot specify label for IPv6 addresses".
+		return fmt.Errorf("the VIP %s is IPv6, which keepalived cannot label: no --label", s.VIP.Addr())
+	}
 	if s.Label != "" && (len(s.Label) > 15 || !strings.HasPrefix(s.Label, s.Interface)) {
 		return fmt.Errorf("label %q must start with the interface name and be at most 15 characters", s.Label)
 	}
@@ -463,8 +467,16 @@ and a node in FAULT never takes the VIP, however late an advert is.`)
 	w.Line("version", "3")
 	w.Line("advert_int", "0.02")
 	w.Blank()
-	w.Comment(`Talk to the peers by unicast rather than multicast: works on networks that filter
+	if s.Node.Is4() {
+		w.Comment(`Talk to the peers by unicast rather than multicast: works on networks that filter
 multicast (most clouds) and keeps each cluster's adverts to its own nodes.`)
+	} else {
+		w.Comment(`Talk to the peers by unicast rather than multicast: works on networks that filter
+multicast (most clouds) and keeps each cluster's adverts to its own nodes. With
+unicast, the source and the peers are the nodes' own IPv6 addresses, of the VIP's
+family (one vrrp_instance never mixes IPv4 and IPv6); multicast would need the
+first VIP to be link-local.`)
+	}
 	w.Line("unicast_src_ip", s.Node.String())
 	w.Open("unicast_peer")
 	for _, p := range s.Peers {
@@ -472,7 +484,8 @@ multicast (most clouds) and keeps each cluster's adverts to its own nodes.`)
 	}
 	w.Close()
 	w.Blank()
-	w.Comment(`Drop adverts from any address but the peers above, so that a stray or
+	if s.Node.Is4() {
+		w.Comment(`Drop adverts from any address but the peers above, so that a stray or
 misconfigured keepalived cannot join this instance. VRRP version 3 has no
 authentication block; with version 2 (advert_int 1, and a VIP 3 s slower to
 follow a new primary) a shared password does this job instead:
@@ -480,6 +493,12 @@ follow a new primary) a shared password does this job instead:
       auth_type PASS
       auth_pass pg-vip-1    # only the first 8 characters count
   }`)
+	} else {
+		w.Comment(`Drop adverts from any address but the peers above, so that a stray or
+misconfigured keepalived cannot join this instance. IPv6 has VRRP version 3
+only, which has no authentication block: this and a network of the nodes' own
+are what protect the adverts.`)
+	}
 	w.Line("check_unicast_src")
 	w.Blank()
 	vip := []string{s.VIP.String(), "dev", s.Interface}

@@ -138,6 +138,49 @@ func TestRenderParsesBack(t *testing.T) {
 	}
 }
 
+// lab6 is lab's node 1 on IPv6, in 2001:db8::/32.
+func lab6(mode Mode, v keepalived.Version) Setup {
+	s := lab(mode, v)
+	s.URL = "http://[2001:db8::11]:8008/primary"
+	s.Node = netip.MustParseAddr("2001:db8::11")
+	s.Peers = []netip.Addr{netip.MustParseAddr("2001:db8::12"), netip.MustParseAddr("2001:db8::13")}
+	s.VIP = netip.MustParsePrefix("2001:db8::100/64")
+	s.Label = ""
+	return s
+}
+
+// An IPv6 VIP has no label (keepalived refuses one), and VRRP version 3
+// with the node's own IPv6 address as the unicast source.
+func TestRenderIPv6(t *testing.T) {
+	for _, mode := range []Mode{Oneshot, Watch} {
+		s := lab6(mode, keepalived.Version{Major: 2, Minor: 2, Patch: 7})
+		data, err := Render(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := keepalived.Load("/k.conf", keepalived.Options{FS: fstest.MapFS{"k.conf": {Data: data}}})
+		if err != nil || len(c.Problems) > 0 {
+			t.Fatalf("%s: %v %v", mode, err, c.Problems)
+		}
+		in := c.Model().Instances[0]
+		if len(in.VIPs) != 1 || in.VIPs[0].Prefix != s.VIP || in.VIPs[0].Label != "" || in.VIPs[0].Dev != "eth0" {
+			t.Errorf("%s: VIPs %+v", mode, in.VIPs)
+		}
+		if in.Version.Arg(1) != "3" || in.UnicastSrcIP.Arg(1) != "2001:db8::11" || len(in.UnicastPeers) != 2 || in.UnicastPeers[1].Arg(0) != "2001:db8::13" {
+			t.Errorf("%s: version %v, unicast_src_ip %v, peers %v", mode, in.Version, in.UnicastSrcIP, in.UnicastPeers)
+		}
+		text := string(data)
+		for _, want := range []string{"nodes 2001:db8::11, 2001:db8::12 and 2001:db8::13 on eth0", "IPv6 has VRRP version 3"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("%s: no %q in\n%s", mode, want, text)
+			}
+		}
+		if strings.Contains(text, "auth_type") || strings.Contains(text, " label ") {
+			t.Errorf("%s: an authentication block or a label for IPv6:\n%s", mode, text)
+		}
+	}
+}
+
 func TestSetupErrors(t *testing.T) {
 	v := keepalived.Version{Major: 2, Minor: 2, Patch: 7}
 	cases := []struct {
@@ -161,6 +204,9 @@ func TestSetupErrors(t *testing.T) {
 		{"broadcast /26", func(s *Setup) { s.VIP = netip.MustParsePrefix("198.51.100.127/26") }, "broadcast address of 198.51.100.64/26"},
 		{"credentials", func(s *Setup) { s.URL = "http://u:S3CRET@198.51.100.11:8008/primary" }, "credentials belong in --user and --password-file"},
 		{"fragment", func(s *Setup) { s.URL = "http://198.51.100.11:8008/primary#x" }, "a fragment means nothing to Patroni"},
+		{"ipv6 label", func(s *Setup) { *s = lab6(Oneshot, v); s.Label = "eth0:1" }, "the VIP 2001:db8::100 is IPv6, which keepalived cannot label"},
+		{"ipv6 network", func(s *Setup) { *s = lab6(Oneshot, v); s.VIP = netip.MustParsePrefix("2001:db8::/64") }, "network address of 2001:db8::/64"},
+		{"ipv6 peer family", func(s *Setup) { *s = lab6(Oneshot, v); s.Peers[0] = netip.MustParseAddr("198.51.100.12") }, "not of the same family"},
 		{"port", func(s *Setup) { s.URL = "http://198.51.100.11:80080/primary" }, "port 80080 is not a number from 1 to 65535"},
 		{"quote", func(s *Setup) { s.URL = `http://x/"` }, "cannot pass"},
 	}
