@@ -126,6 +126,184 @@ func TestKeepalivedConfPGData(t *testing.T) {
 	}
 }
 
+// --replica-vip adds the read VIP: its own router id (its last byte), its
+// watcher (the template's instance "replica"), /replica?lag= on the node's
+// REST API, a label of its own.
+func TestKeepalivedConfReadVIP(t *testing.T) {
+	base := []string{"--vip", "198.51.100.100/24", "--peer", "198.51.100.12", "--peer", "198.51.100.13", "--router-id", "51"}
+	code, out, errs := runConf(t, labNode("2.2.7"), append(base, "--replica-vip", "198.51.100.101/24")...)
+	for _, want := range []string{
+		"vrrp_instance patroni_read_vip {",
+		"virtual_router_id 101\n",
+		"198.51.100.101/24 dev eth0 label eth0:2\n",
+		"file /run/keepalived-patroni-vip-check/replica\n",
+		`PATRONI_VIP_CHECK_ARGS="--pgdata /var/lib/postgresql/15/main http://198.51.100.11:8008/replica?lag=16MB"`,
+		"systemctl enable --now patroni-vip-check@replica.service",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q: exit %d, stderr %q", want, code, errs)
+		}
+	}
+	if code != 0 || errs != "" {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	// Without --replica-vip, the shipped example: nothing of a read VIP.
+	if _, out, _ := runConf(t, labNode("2.2.7"), base...); strings.Contains(out, "replica") {
+		t.Error("a read VIP without --replica-vip")
+	}
+	// The bound in Patroni's own units; what Patroni would read as none is refused.
+	code, out, _ = runConf(t, labNode("2.3.3"), append(base, "--mode", "oneshot", "--replica-vip", "198.51.100.101/24", "--max-lag", "1048576")...)
+	if code != 0 || !strings.Contains(out, `script "/usr/bin/patroni-vip-check --interval 200ms --timeout 150ms http://198.51.100.11:8008/replica?lag=1048576"`) {
+		t.Errorf("--max-lag 1048576: exit %d\n%s", code, out)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--replica-vip", "198.51.100.101/24", "--max-lag", "16mb"}, `--max-lag "16mb": want a whole number of bytes, or one with kB, MB, GB or TB`},
+		{[]string{"--replica-vip", "198.51.100.101/24", "--max-lag", "1.5MB"}, "want a whole number"},
+		{[]string{"--replica-vip", "198.51.100.101/24", "--max-lag", "16 MB"}, "want a whole number"},
+		{[]string{"--max-lag", "16MB"}, "--max-lag needs --replica-vip"},
+		{[]string{"--replica-router-id", "7"}, "--replica-router-id needs --replica-vip"},
+		{[]string{"--replica-vip", "198.51.100.101"}, `--replica-vip "198.51.100.101": want an address with its prefix`},
+		{[]string{"--replica-vip", "198.51.100.0/24", "--replica-router-id", "7"}, "the read VIP 198.51.100.0 is the network address"},
+		{[]string{"--replica-vip", "10.0.0.0/8"}, "the read VIP 10.0.0.0 ends in 0: give --replica-router-id"},
+		{[]string{"--replica-vip", "198.51.100.51/24"}, "the VIP and the read VIP would share virtual_router_id 51: give --replica-router-id"},
+		{[]string{"--replica-vip", "198.51.100.101/24", "--replica-router-id", "0"}, "virtual_router_id -1 is not in 1-255"},
+		{[]string{"--replica-vip", "198.51.100.100/24"}, "the read VIP 198.51.100.100 is the VIP"},
+		{[]string{"--replica-vip", "198.51.100.12/24"}, "the read VIP 198.51.100.12 is the address of a peer"},
+	} {
+		code, out, errs := runConf(t, labNode("2.2.7"), append(base, tc.args...)...)
+		if code != 1 || out != "" || !strings.Contains(errs, tc.want) {
+			t.Errorf("%q: exit %d, stderr %q, want %q", tc.args, code, errs, tc.want)
+		}
+	}
+	// IPv6: no label on either VIP.
+	v6 := labNode("2.2.7")
+	v6.Ifaces[1].Addrs = []netip.Prefix{netip.MustParsePrefix("2001:db8::11/64")}
+	code, out, errs = runConf(t, v6, "--mode", "oneshot", "--node", "2001:db8::11", "--peer", "2001:db8::12",
+		"--url", "http://[2001:db8::11]:8008/primary", "--vip", "2001:db8::64/64", "--replica-vip", "2001:db8::65/64")
+	if code != 0 || strings.Contains(out, " label ") || !strings.Contains(out, "2001:db8::65/64 dev eth0\n") ||
+		!strings.Contains(out, "http://[2001:db8::11]:8008/replica?lag=16MB") {
+		t.Errorf("IPv6: exit %d, stderr %q\n%s", code, errs, out)
+	}
+}
+
+// Two clusters on one host: --instance names everything after the
+// cluster, and finds its Patroni configuration among several by scope or
+// by file name.
+func TestKeepalivedConfInstance(t *testing.T) {
+	twoClusters := func() *systemtest.Fake {
+		sys := labNode("2.2.7")
+		sys.Files["/etc/patroni/15-main.yml"].Data = []byte("scope: pg-a\n" + strings.TrimPrefix(labPatroni, "scope: e2e\n"))
+		sys.Files["/etc/patroni/16-other.yml"] = &systemtest.File{Mode: 0o644, Data: []byte(strings.NewReplacer(
+			"scope: e2e", "scope: pg-b", ":8008", ":8009", "15/main", "16/other").Replace(labPatroni))}
+		return sys
+	}
+	args := []string{"--vip", "198.51.100.100/24", "--peer", "198.51.100.12", "--replica-vip", "198.51.100.101/24"}
+	for instance, want := range map[string][]string{
+		"pg-a": {"vrrp_instance patroni_pg-a_vip {", "vrrp_instance patroni_pg-a_read_vip {", "track_file patroni_pg-a_replica {",
+			"file /run/keepalived-patroni-vip-check/pg-a\n", "file /run/keepalived-patroni-vip-check/pg-a-replica\n",
+			`PATRONI_VIP_CHECK_ARGS="--pgdata /var/lib/postgresql/15/main http://198.51.100.11:8008/primary"`,
+			"/etc/default/patroni-vip-check@pg-a\n", "systemctl enable --now patroni-vip-check@pg-a-replica.service",
+			"/etc/keepalived/patroni-pg-a.conf"},
+		// By its file's name: Debian's patroni@ units are named so.
+		"16-other": {"vrrp_instance patroni_16-other_vip {",
+			`PATRONI_VIP_CHECK_ARGS="--pgdata /var/lib/postgresql/16/other http://198.51.100.11:8009/replica?lag=16MB"`},
+	} {
+		code, out, errs := runConf(t, twoClusters(), append(args, "--instance", instance)...)
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("--instance %s: no %q; exit %d, stderr %q", instance, w, code, errs)
+			}
+		}
+		if strings.Contains(out, "patroni_vip {") || strings.Contains(out, "/eligible") {
+			t.Errorf("--instance %s: a name of the plain set-up", instance)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "2 Patroni configurations (/etc/patroni/15-main.yml, /etc/patroni/16-other.yml): name it with --patroni-config, or the cluster with --instance"},
+		{[]string{"--instance", "pg-c"}, `no Patroni configuration has the scope or file name "pg-c" among /etc/patroni/15-main.yml (scope "pg-a"), /etc/patroni/16-other.yml (scope "pg-b")`},
+		{[]string{"--instance", "pg c"}, `--instance "pg c": want up to 32 letters`},
+		{[]string{"--instance", ""}, `--instance "": name the cluster`},
+		{[]string{"--instance", "pg-replica", "--patroni-config", "/etc/patroni/15-main.yml"}, "names ending in replica are the read VIP watchers'"},
+	} {
+		code, out, errs := runConf(t, twoClusters(), append(args, tc.args...)...)
+		if code != 1 || out != "" || !strings.Contains(errs, tc.want) {
+			t.Errorf("%q: exit %d, stderr %q, want %q", tc.args, code, errs, tc.want)
+		}
+	}
+	// --patroni-config names the file; --instance then only names.
+	code, out, _ := runConf(t, twoClusters(), append(args, "--instance", "main", "--patroni-config", "/etc/patroni/16-other.yml")...)
+	if code != 0 || !strings.Contains(out, "patroni_main_vip") || !strings.Contains(out, ":8009/primary") {
+		t.Errorf("--patroni-config with --instance: exit %d\n%s", code, out)
+	}
+}
+
+// keepalived refuses two instances with one virtual_router_id on one
+// interface; the generator refuses to write one that keepalived's present
+// configuration gives another instance, and says whose it is.
+func TestKeepalivedConfRouterIDsInUse(t *testing.T) {
+	other := `vrrp_instance patroni_pg-a_vip {
+    interface eth0
+    virtual_router_id 100
+    unicast_src_ip 198.51.100.11
+    virtual_ipaddress {
+        198.51.100.100/24
+    }
+}
+vrrp_instance patroni_pg-a_read_vip {
+    interface eth0
+    virtual_router_id 101
+    unicast_src_ip 198.51.100.11
+    virtual_ipaddress {
+        198.51.100.101/24
+    }
+}
+`
+	node := func(conf string) *systemtest.Fake {
+		sys := labNode("2.2.7")
+		sys.Files["/etc/keepalived/keepalived.conf"] = &systemtest.File{Mode: 0o644, Data: []byte("include /etc/keepalived/patroni-*.conf\n")}
+		sys.Files["/etc/keepalived/patroni-pg-a.conf"] = &systemtest.File{Mode: 0o644, Data: []byte(conf)}
+		return sys
+	}
+	args := []string{"--vip", "198.51.100.110/24", "--peer", "198.51.100.12", "--instance", "pg-b"}
+	for _, tc := range []struct {
+		name string
+		conf string
+		args []string
+		want string // "" for success
+	}{
+		{"clear", other, nil, ""},
+		{"the VIP's", other, []string{"--router-id", "100"},
+			"virtual_router_id 100 is already vrrp_instance patroni_pg-a_vip's (/etc/keepalived/patroni-pg-a.conf:3) on eth0: give the VIP another (--router-id)"},
+		{"the read VIP's", other, []string{"--replica-vip", "198.51.100.111/24", "--replica-router-id", "101"},
+			"virtual_router_id 101 is already vrrp_instance patroni_pg-a_read_vip's (/etc/keepalived/patroni-pg-a.conf:11) on eth0: give the read VIP another (--replica-router-id)"},
+		{"another interface", strings.ReplaceAll(other, "eth0", "eth1"), []string{"--router-id", "100"}, ""},
+		{"another family", strings.NewReplacer("198.51.100.11\n", "2001:db8::11\n", "198.51.100.10", "2001:db8::10").Replace(other), []string{"--router-id", "100"}, ""},
+		{"this cluster's, written before", strings.ReplaceAll(other, "pg-a", "pg-b"), []string{"--router-id", "100"}, ""},
+		{"not read when told", other, []string{"--router-id", "100", "--keepalived-conf", ""}, ""},
+	} {
+		code, _, errs := runConf(t, node(tc.conf), append(args, tc.args...)...)
+		if tc.want == "" && code != 0 || tc.want != "" && (code != 1 || !strings.Contains(errs, tc.want)) {
+			t.Errorf("%s: exit %d, stderr %q, want %q", tc.name, code, errs, tc.want)
+		}
+	}
+	// What is wrong in keepalived's configuration is the doctor's to say:
+	// it does not stop the generator, which still sees the instances it can.
+	sys := node(other)
+	sys.Files["/etc/keepalived/keepalived.conf"].Data = []byte("include /etc/keepalived/patroni-*.conf\nvrrp_instance x {\n")
+	if code, _, errs := runConf(t, sys, args...); code != 0 {
+		t.Errorf("a damaged configuration: exit %d, stderr %q", code, errs)
+	}
+	if code, _, errs := runConf(t, sys, append(args, "--router-id", "100")...); code != 1 || !strings.Contains(errs, "patroni_pg-a_vip's") {
+		t.Errorf("a damaged configuration, an id in use: exit %d, stderr %q", code, errs)
+	}
+}
+
 // Without --peer the peers are Patroni's members but this node.
 func TestKeepalivedConfPeersFromCluster(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
