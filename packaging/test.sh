@@ -198,6 +198,7 @@ drwxr-xr-x root/root ./usr/share/doc/patroni-vip-check/
 -rw-r--r-- root/root ./usr/share/doc/patroni-vip-check/copyright
 drwxr-xr-x root/root ./usr/share/doc/patroni-vip-check/examples/
 -rw-r--r-- root/root ./usr/share/doc/patroni-vip-check/examples/keepalived-2.3.conf
+-rw-r--r-- root/root ./usr/share/doc/patroni-vip-check/examples/keepalived-read-vip.conf
 -rw-r--r-- root/root ./usr/share/doc/patroni-vip-check/examples/keepalived-watch.conf
 -rw-r--r-- root/root ./usr/share/doc/patroni-vip-check/examples/keepalived.conf
 drwxr-xr-x root/root ./usr/share/lintian/
@@ -221,6 +222,7 @@ drwxr-xr-x root:root () /usr/libexec/patroni-vip-check
 drwxr-xr-x root:root () /usr/share/doc/patroni-vip-check
 drwxr-xr-x root:root () /usr/share/doc/patroni-vip-check/examples
 -rw-r--r-- root:root (d) /usr/share/doc/patroni-vip-check/examples/keepalived-2.3.conf
+-rw-r--r-- root:root (d) /usr/share/doc/patroni-vip-check/examples/keepalived-read-vip.conf
 -rw-r--r-- root:root (d) /usr/share/doc/patroni-vip-check/examples/keepalived-watch.conf
 -rw-r--r-- root:root (d) /usr/share/doc/patroni-vip-check/examples/keepalived.conf
 drwxr-xr-x root:root () /usr/share/licenses/patroni-vip-check
@@ -233,14 +235,15 @@ check "the .rpm holds exactly the expected files, modes, owners and %doc/%licens
 shared_files="usr/bin/patroni-vip-check usr/libexec/patroni-vip-check/patroni-vip-check-setup usr/lib/systemd/system/patroni-vip-check.service
 	usr/lib/systemd/system/patroni-vip-check@.service usr/lib/tmpfiles.d/patroni-vip-check.conf
 	usr/share/man/man1/patroni-vip-check.1.gz usr/share/doc/patroni-vip-check/examples/keepalived.conf
-	usr/share/doc/patroni-vip-check/examples/keepalived-2.3.conf usr/share/doc/patroni-vip-check/examples/keepalived-watch.conf"
+	usr/share/doc/patroni-vip-check/examples/keepalived-2.3.conf usr/share/doc/patroni-vip-check/examples/keepalived-watch.conf
+	usr/share/doc/patroni-vip-check/examples/keepalived-read-vip.conf"
 check "the packaged files are identical in both packages" \
 	same "checksums" "$(cd "$work/deb" && sha256sum $shared_files)" "$(cd "$work/rpm" && sha256sum $shared_files)"
 for unit in patroni-vip-check.service patroni-vip-check@.service; do
 	check "the unit $unit is packaging/$unit" \
 		cmp "$top/packaging/$unit" "$work/deb/usr/lib/systemd/system/$unit"
 done
-for ex in keepalived.conf keepalived-2.3.conf keepalived-watch.conf; do
+for ex in keepalived.conf keepalived-2.3.conf keepalived-watch.conf keepalived-read-vip.conf; do
 	check "the example $ex is packaging/$ex" \
 		cmp "$top/packaging/$ex" "$work/deb/usr/share/doc/patroni-vip-check/examples/$ex"
 done
@@ -401,6 +404,7 @@ drwxr-xr-x root:root /usr/share/doc/patroni-vip-check
 -rw-r--r-- root:root /usr/share/doc/patroni-vip-check/copyright
 drwxr-xr-x root:root /usr/share/doc/patroni-vip-check/examples
 -rw-r--r-- root:root /usr/share/doc/patroni-vip-check/examples/keepalived-2.3.conf
+-rw-r--r-- root:root /usr/share/doc/patroni-vip-check/examples/keepalived-read-vip.conf
 -rw-r--r-- root:root /usr/share/doc/patroni-vip-check/examples/keepalived-watch.conf
 -rw-r--r-- root:root /usr/share/doc/patroni-vip-check/examples/keepalived.conf
 -rw-r--r-- root:root /usr/share/lintian/overrides/patroni-vip-check

@@ -70,14 +70,17 @@ func TestKeepalivedConfOnLabNode(t *testing.T) {
 	lab := []string{"--vip", "198.51.100.100/24", "--peer", "198.51.100.12", "--peer", "198.51.100.13", "--router-id", "51"}
 	cases := []struct {
 		version, mode, example string
+		extra                  []string
 	}{
-		{"2.2.7", "oneshot", "keepalived.conf"},
-		{"2.3.3", "oneshot", "keepalived-2.3.conf"},
-		{"2.2.7", "watch", "keepalived-watch.conf"},
-		{"2.3.3", "watch", "keepalived-watch.conf"},
+		{"2.2.7", "oneshot", "keepalived.conf", nil},
+		{"2.3.3", "oneshot", "keepalived-2.3.conf", nil},
+		{"2.2.7", "watch", "keepalived-watch.conf", nil},
+		{"2.3.3", "watch", "keepalived-watch.conf", nil},
+		{"2.2.7", "watch", "keepalived-read-vip.conf", []string{"--replica-vip", "198.51.100.101/24"}},
+		{"2.3.3", "watch", "keepalived-read-vip.conf", []string{"--replica-vip", "198.51.100.101/24", "--max-lag", "16MB"}},
 	}
 	for _, tc := range cases {
-		code, out, errs := runConf(t, labNode(tc.version), append([]string{"--mode", tc.mode}, lab...)...)
+		code, out, errs := runConf(t, labNode(tc.version), append(append([]string{"--mode", tc.mode}, lab...), tc.extra...)...)
 		want, err := os.ReadFile("../../packaging/" + tc.example)
 		if err != nil {
 			t.Fatal(err)

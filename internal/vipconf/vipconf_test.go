@@ -40,6 +40,7 @@ func TestShippedExamples(t *testing.T) {
 		{"keepalived.conf", lab(Oneshot, keepalived.Version{Major: 2, Minor: 2, Patch: 7})},
 		{"keepalived-2.3.conf", lab(Oneshot, keepalived.Version{Major: 2, Minor: 3, Patch: 3})},
 		{"keepalived-watch.conf", lab(Watch, keepalived.Version{Major: 2, Minor: 2, Patch: 7})},
+		{"keepalived-read-vip.conf", withRead(lab(Watch, keepalived.Version{Major: 2, Minor: 2, Patch: 7}))},
 	}
 	for _, tc := range cases {
 		got, err := Render(tc.setup)
