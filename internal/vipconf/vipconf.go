@@ -836,10 +836,10 @@ explained here are %s's, for the same reasons.`, lagWords(g.url), primary.instan
 virtual_router_id on one interface (%s has %d).`, primary.instance, primary.routerID))
 	w.Line("virtual_router_id", strconv.Itoa(g.routerID))
 	w.Blank()
-	w.Comment(`The same priority on every node, and on every replica that qualifies: the read VIP
-moves only when the replica that holds it stops qualifying (it stops, is promoted,
-falls behind or is tagged noloadbalance), never because another starts to:
-keepalived does not preempt a master of equal priority.`)
+	w.Comment(`The same priority on every node: the read VIP moves only when the replica that
+holds it stops qualifying (it stops, is promoted, falls behind or is tagged
+noloadbalance), never because another starts to: keepalived does not preempt a
+master of equal priority.`)
 	w.Line("priority", strconv.Itoa(s.Priority))
 	w.Line("version", "3")
 	w.Line("advert_int", "0.02")
