@@ -111,6 +111,7 @@ func FuzzParseArgs(f *testing.F) {
 	f.Add("--\x00--help")
 	f.Add("--\x00--state-dir=00")
 	f.Add("--servername\x00--\x00--state-dir\x00/x")
+	f.Add("--track-file=/run/k/a\x00--release\x00--track-file\x00/run/k/a.lock")
 	f.Fuzz(func(t *testing.T, joined string) {
 		args := splitNUL(joined)
 		for _, m := range []Mode{Once, Watch} {
@@ -128,7 +129,8 @@ func FuzzParseArgs(f *testing.F) {
 			if c.Timeout < 10*time.Millisecond || c.ConnectTimeout <= 0 || c.Retries < 0 || c.Retries > 10 || c.Remind < 0 {
 				t.Fatalf("accepted %+v", c)
 			}
-			if s.Log != c.Log || s.LogSocket != c.LogSocket || s.StateDir != c.StateDir || s.Remind != c.Remind || s.NoState != c.NoState {
+			if s.Log != c.Log || s.LogSocket != c.LogSocket || s.StateDir != c.StateDir || s.Remind != c.Remind || s.NoState != c.NoState ||
+				s.TrackFile != c.TrackFile || s.Release != c.Release {
 				t.Fatalf("salvage %+v disagrees with Parse %+v on %q", s, c, args)
 			}
 		}
