@@ -519,14 +519,18 @@ func header(w *keepalived.Writer, s *Setup) {
 Everything else is the same on every node.
 %s`, what, cluster, n, count(len(nodes)), addrList(nodes), s.Interface, vips, own, checked))
 	if s.Instance != "" {
+		names := "keepalived's, the track files', the services'"
+		if s.Mode == Oneshot {
+			names = "the scripts' and the instances'"
+		}
 		w.Comment(fmt.Sprintf(`
-Every name here (keepalived's, the track files', the services') carries %s, so
+Every name here (%s) carries %s, so
 that each cluster's configuration can sit beside the others': save this one as
 /etc/keepalived/patroni-%s.conf, and have keepalived.conf include them all:
   include /etc/keepalived/patroni-*.conf
 keepalived reads the global_defs of every file (they say the same), and refuses
 two VRRP instances with one virtual_router_id on one interface: give each
-cluster's VIPs their own.`, s.Instance, s.Instance))
+cluster's VIPs their own.`, names, s.Instance, s.Instance))
 	}
 }
 
