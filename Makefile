@@ -92,11 +92,13 @@ e2e: build
 # doctor-e2e: each trap the doctor knows, shown with real keepalived 2.2.7 (the
 # host's) and 2.3.3 (the Debian 13 root's, built by make rootfs) in network
 # namespaces of its own: keepalived misbehaving with the bad configuration, the
-# doctor flagging it, and passing it once fixed. Root; about 3 minutes.
+# doctor flagging it, and passing it once fixed. And every set-up keepalived-conf
+# writes (watch, one-shot, read VIP, --instance, IPv6) passing keepalived -t on
+# both. Root; about 3 minutes.
 doctor-e2e: build
 	PVC_REQUIRE_ROOT=1 PVC_BIN=$(CURDIR)/bin/patroni-vip-check \
 	PVC_DEBIAN13_ROOT=$$($(GO) run ./e2e/mkrootfs debian13) \
-	$(GO) test -tags e2e -count=1 -timeout 15m ./internal/doctor/
+	$(GO) test -tags e2e -count=1 -timeout 15m ./internal/doctor/ ./internal/vipconf/
 
 # systemd-e2e: packaging/patroni-vip-check.service run by a real systemd, Debian
 # 12's (252) and Debian 13's (257), booted as PID 1 of a throwaway container per

@@ -185,6 +185,7 @@ drwxr-xr-x root/root ./usr/lib/
 drwxr-xr-x root/root ./usr/lib/systemd/
 drwxr-xr-x root/root ./usr/lib/systemd/system/
 -rw-r--r-- root/root ./usr/lib/systemd/system/patroni-vip-check.service
+-rw-r--r-- root/root ./usr/lib/systemd/system/patroni-vip-check@.service
 drwxr-xr-x root/root ./usr/lib/tmpfiles.d/
 -rw-r--r-- root/root ./usr/lib/tmpfiles.d/patroni-vip-check.conf
 drwxr-xr-x root/root ./usr/libexec/
@@ -197,6 +198,7 @@ drwxr-xr-x root/root ./usr/share/doc/patroni-vip-check/
 -rw-r--r-- root/root ./usr/share/doc/patroni-vip-check/copyright
 drwxr-xr-x root/root ./usr/share/doc/patroni-vip-check/examples/
 -rw-r--r-- root/root ./usr/share/doc/patroni-vip-check/examples/keepalived-2.3.conf
+-rw-r--r-- root/root ./usr/share/doc/patroni-vip-check/examples/keepalived-read-vip.conf
 -rw-r--r-- root/root ./usr/share/doc/patroni-vip-check/examples/keepalived-watch.conf
 -rw-r--r-- root/root ./usr/share/doc/patroni-vip-check/examples/keepalived.conf
 drwxr-xr-x root/root ./usr/share/lintian/
@@ -213,12 +215,14 @@ check "the .deb holds exactly the expected files, modes and owners (dpkg-deb -c)
 
 want_rpm='-rwxr-xr-x root:root () /usr/bin/patroni-vip-check
 -rw-r--r-- root:root () /usr/lib/systemd/system/patroni-vip-check.service
+-rw-r--r-- root:root () /usr/lib/systemd/system/patroni-vip-check@.service
 -rw-r--r-- root:root () /usr/lib/tmpfiles.d/patroni-vip-check.conf
 drwxr-xr-x root:root () /usr/libexec/patroni-vip-check
 -rwxr-xr-x root:root () /usr/libexec/patroni-vip-check/patroni-vip-check-setup
 drwxr-xr-x root:root () /usr/share/doc/patroni-vip-check
 drwxr-xr-x root:root () /usr/share/doc/patroni-vip-check/examples
 -rw-r--r-- root:root (d) /usr/share/doc/patroni-vip-check/examples/keepalived-2.3.conf
+-rw-r--r-- root:root (d) /usr/share/doc/patroni-vip-check/examples/keepalived-read-vip.conf
 -rw-r--r-- root:root (d) /usr/share/doc/patroni-vip-check/examples/keepalived-watch.conf
 -rw-r--r-- root:root (d) /usr/share/doc/patroni-vip-check/examples/keepalived.conf
 drwxr-xr-x root:root () /usr/share/licenses/patroni-vip-check
@@ -228,14 +232,18 @@ got_rpm=$(rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} (%{
 check "the .rpm holds exactly the expected files, modes, owners and %doc/%license flags (rpm -qp)" \
 	same "rpm -qp" "$want_rpm" "$got_rpm"
 
-shared_files="usr/bin/patroni-vip-check usr/libexec/patroni-vip-check/patroni-vip-check-setup usr/lib/systemd/system/patroni-vip-check.service usr/lib/tmpfiles.d/patroni-vip-check.conf
+shared_files="usr/bin/patroni-vip-check usr/libexec/patroni-vip-check/patroni-vip-check-setup usr/lib/systemd/system/patroni-vip-check.service
+	usr/lib/systemd/system/patroni-vip-check@.service usr/lib/tmpfiles.d/patroni-vip-check.conf
 	usr/share/man/man1/patroni-vip-check.1.gz usr/share/doc/patroni-vip-check/examples/keepalived.conf
-	usr/share/doc/patroni-vip-check/examples/keepalived-2.3.conf usr/share/doc/patroni-vip-check/examples/keepalived-watch.conf"
+	usr/share/doc/patroni-vip-check/examples/keepalived-2.3.conf usr/share/doc/patroni-vip-check/examples/keepalived-watch.conf
+	usr/share/doc/patroni-vip-check/examples/keepalived-read-vip.conf"
 check "the packaged files are identical in both packages" \
 	same "checksums" "$(cd "$work/deb" && sha256sum $shared_files)" "$(cd "$work/rpm" && sha256sum $shared_files)"
-check "the unit is packaging/patroni-vip-check.service" \
-	cmp "$top/packaging/patroni-vip-check.service" "$work/deb/usr/lib/systemd/system/patroni-vip-check.service"
-for ex in keepalived.conf keepalived-2.3.conf keepalived-watch.conf; do
+for unit in patroni-vip-check.service patroni-vip-check@.service; do
+	check "the unit $unit is packaging/$unit" \
+		cmp "$top/packaging/$unit" "$work/deb/usr/lib/systemd/system/$unit"
+done
+for ex in keepalived.conf keepalived-2.3.conf keepalived-watch.conf keepalived-read-vip.conf; do
 	check "the example $ex is packaging/$ex" \
 		cmp "$top/packaging/$ex" "$work/deb/usr/share/doc/patroni-vip-check/examples/$ex"
 done
@@ -381,13 +389,14 @@ installed=$(dpkg-query -W -f='${db:Status-Status}' patroni-vip-check 2>/dev/null
 got_installed=$(for f in $(dpkg -L patroni-vip-check | sort); do
 	case $f in /usr/share/doc/patroni-vip-check* | /usr/bin/patroni-vip-check | /usr/lib/tmpfiles.d/patroni-vip-check.conf | \
 		/usr/libexec/patroni-vip-check/patroni-vip-check-setup | \
-		/usr/lib/systemd/system/patroni-vip-check.service | \
+		/usr/lib/systemd/system/patroni-vip-check.service | /usr/lib/systemd/system/patroni-vip-check@.service | \
 		/usr/share/man/man1/patroni-vip-check.1.gz | /usr/share/lintian/overrides/patroni-vip-check) stat -c '%A %U:%G %n' "$f" ;;
 	esac
 done)
 check "the installed files have the packaged modes and owners" same "installed files" \
 	"-rwxr-xr-x root:root /usr/bin/patroni-vip-check
 -rw-r--r-- root:root /usr/lib/systemd/system/patroni-vip-check.service
+-rw-r--r-- root:root /usr/lib/systemd/system/patroni-vip-check@.service
 -rw-r--r-- root:root /usr/lib/tmpfiles.d/patroni-vip-check.conf
 -rwxr-xr-x root:root /usr/libexec/patroni-vip-check/patroni-vip-check-setup
 drwxr-xr-x root:root /usr/share/doc/patroni-vip-check
@@ -395,6 +404,7 @@ drwxr-xr-x root:root /usr/share/doc/patroni-vip-check
 -rw-r--r-- root:root /usr/share/doc/patroni-vip-check/copyright
 drwxr-xr-x root:root /usr/share/doc/patroni-vip-check/examples
 -rw-r--r-- root:root /usr/share/doc/patroni-vip-check/examples/keepalived-2.3.conf
+-rw-r--r-- root:root /usr/share/doc/patroni-vip-check/examples/keepalived-read-vip.conf
 -rw-r--r-- root:root /usr/share/doc/patroni-vip-check/examples/keepalived-watch.conf
 -rw-r--r-- root:root /usr/share/doc/patroni-vip-check/examples/keepalived.conf
 -rw-r--r-- root:root /usr/share/lintian/overrides/patroni-vip-check
@@ -408,14 +418,17 @@ check "postinst created /run/patroni-vip-check 0711 root:root" \
 	same "/run/patroni-vip-check" "711 root:root directory" "$(stat -c '%a %U:%G %F' /run/patroni-vip-check 2>&1)"
 check "postinst created /run/keepalived-patroni-vip-check 0755 root:root" \
 	same "/run/keepalived-patroni-vip-check" "755 root:root directory" "$(stat -c '%a %U:%G %F' /run/keepalived-patroni-vip-check 2>&1)"
-systemd-analyze verify /usr/lib/systemd/system/patroni-vip-check.service >"$work/verify.out" 2>&1
-rc=$?
-check "systemd-analyze verify accepts the installed unit" \
-	eval '[ $rc = 0 ] && ! grep . "$work/verify.out" >&2'
-exposure=$(systemd-analyze security --offline=true /usr/lib/systemd/system/patroni-vip-check.service 2>&1 |
-	sed -n 's/^.*Overall exposure level for patroni-vip-check.service: \([0-9.]*\).*$/\1/p')
-check "systemd-analyze security rates the installed unit 2.5 or lower (got ${exposure:-nothing})" \
-	awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 2.5) }'
+# The template is verified as systemd-analyze instantiates it (patroni-vip-check@i).
+for unit in patroni-vip-check.service patroni-vip-check@.service; do
+	systemd-analyze verify "/usr/lib/systemd/system/$unit" >"$work/verify.out" 2>&1
+	rc=$?
+	check "systemd-analyze verify accepts the installed unit $unit" \
+		eval '[ $rc = 0 ] && ! grep . "$work/verify.out" >&2'
+	exposure=$(systemd-analyze security --offline=true "/usr/lib/systemd/system/$unit" 2>&1 |
+		sed -n 's/^.*Overall exposure level for patroni-vip-check\(@i\)\{0,1\}\.service: \([0-9.]*\).*$/\2/p')
+	check "systemd-analyze security rates the installed unit $unit 2.5 or lower (got ${exposure:-nothing})" \
+		awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 2.5) }'
+done
 
 out=$(/usr/bin/patroni-vip-check --version 2>&1)
 rc=$?

@@ -18,12 +18,22 @@ import (
 const keepalivedConfUsage = `usage: patroni-vip-check keepalived-conf --vip ADDR/PREFIX [flags]
 
 Prints a complete, commented keepalived.conf for this node: the VIP follows
-the Patroni primary, gated by patroni-vip-check. What it needs is read from
-Patroni's configuration (its REST API's address and TLS), Patroni's /cluster
-answer (the peers), this machine's interfaces and keepalived's version;
-flags override each.
+the Patroni primary, gated by patroni-vip-check, and a read VIP, if asked,
+a replica within a lag bound. What it needs is read from Patroni's
+configuration (its REST API's address and TLS), Patroni's /cluster answer
+(the peers), this machine's interfaces and keepalived's version; flags
+override each.
 
   --vip ADDR/PREFIX        the virtual IP with the prefix of its subnet (required)
+  --replica-vip ADDR/PREFIX
+                           a read VIP, held by one replica that Patroni's
+                           /replica?lag= passes, by none while none does
+  --max-lag SIZE           the read VIP's bound on a replica's lag, in Patroni's
+                           units: bytes, kB, MB, GB, TB (default ` + vipconf.DefaultMaxLag + `)
+  --instance NAME          name the cluster, when several share these hosts: its
+                           keepalived names, track files and watch units carry
+                           NAME (patroni-vip-check@NAME), and it picks the
+                           Patroni configuration whose scope or file is NAME
   --mode MODE              oneshot: keepalived runs the check as a vrrp_script;
                            watch: patroni-vip-check.service keeps a file that
                            keepalived tracks (default ` + string(vipconf.RecommendedMode) + `)
@@ -37,14 +47,22 @@ flags override each.
   --label LABEL            the VIP's label, "" for none (default: INTERFACE:1)
   --router-id N            virtual_router_id, the same on every node (default:
                            the VIP's last byte)
+  --replica-router-id N    the read VIP's (default: its last byte)
   --priority N             the priority, the same on every node (default 100)
-  --url URL                what the check asks (default: the node's /primary)
+  --url URL                what the check asks (default: the node's /primary);
+                           no credentials in it: see --user
   --pgdata DIR             watch: PostgreSQL's data directory, whose files wake
                            the watch (default: Patroni's postgresql.data_dir)
   --cacert FILE, --cert FILE, --key FILE, --servername NAME, --insecure
                            the check's TLS flags (default: from Patroni's restapi
                            and ctl settings)
+  --user USER, --password-file FILE
+                           the check's basic auth; the password is the file's
+                           first line, never written into the configuration
   --keepalived-version V   the keepalived it is for (default: keepalived --version)
+  --keepalived-conf FILE   keepalived's present configuration, whose other
+                           instances' virtual_router_ids are refused (default
+                           ` + vipconf.DefaultKeepalivedConf + `; "" for none)
   -h, --help               print this help
 `
 
@@ -85,7 +103,7 @@ func keepalivedConf(ctx context.Context, args []string, stdout, stderr io.Writer
 
 func parseKeepalivedConfArgs(args []string) (vipconf.Input, bool, error) {
 	var in vipconf.Input
-	var mode, label, cacert, cert, key, servername, pgdata string
+	var mode, label, cacert, cert, key, servername, pgdata, kaconf string
 	set := flag.NewFlagSet("keepalived-conf", flag.ContinueOnError)
 	set.SetOutput(io.Discard)
 	set.StringVar(&in.VIP, "vip", "", "")
@@ -104,6 +122,13 @@ func parseKeepalivedConfArgs(args []string) (vipconf.Input, bool, error) {
 	set.StringVar(&key, "key", "", "")
 	set.StringVar(&servername, "servername", "", "")
 	set.BoolVar(&in.Insecure, "insecure", false, "")
+	set.StringVar(&in.Instance, "instance", "", "")
+	set.StringVar(&in.ReadVIP, "replica-vip", "", "")
+	set.StringVar(&in.MaxLag, "max-lag", "", "")
+	set.IntVar(&in.ReadRouterID, "replica-router-id", 0, "")
+	set.StringVar(&kaconf, "keepalived-conf", "", "")
+	set.StringVar(&in.User, "user", "", "")
+	set.StringVar(&in.PasswordFile, "password-file", "", "")
 	set.StringVar(&in.KeepalivedVersion, "keepalived-version", "", "")
 	help := set.Bool("help", false, "")
 	set.BoolVar(help, "h", false, "")
@@ -120,6 +145,7 @@ func parseKeepalivedConfArgs(args []string) (vipconf.Input, bool, error) {
 		return in, false, fmt.Errorf("unexpected argument %q", set.Arg(0))
 	}
 	in.Mode = vipconf.Mode(mode)
+	var err error
 	set.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "label":
@@ -138,9 +164,19 @@ func parseKeepalivedConfArgs(args []string) (vipconf.Input, bool, error) {
 			if in.RouterID == 0 {
 				in.RouterID = -1 // given as 0: invalid, not "derive it"
 			}
+		case "replica-router-id":
+			if in.ReadRouterID == 0 {
+				in.ReadRouterID = -1
+			}
+		case "keepalived-conf":
+			in.KeepalivedConf = &kaconf
+		case "instance":
+			if in.Instance == "" {
+				err = errors.New("--instance \"\": name the cluster")
+			}
 		}
 	})
-	return in, false, nil
+	return in, false, err
 }
 
 // subcommandFlagError rewords the flag package's errors: "-x" becomes "--x".

@@ -201,7 +201,7 @@ var flagDefs = []flagDef{
 		set:       func(c *Config, v string) error { c.IntervalSet = true; return setDuration(&c.Interval, v) }},
 	{names: []string{"track-file"}, value: "FILE", modes: Watch, salvaged: true,
 		help: "the file keepalived's track_file reads: 1 while eligible, else 0 (default " + DefaultTrackFile + ")",
-		set:  func(c *Config, v string) error { c.trackFileSet = true; return setPath(&c.TrackFile, v) }},
+		set:  setTrackFile},
 	{names: []string{"pgdata"}, value: "DIR", modes: Watch,
 		help: "PostgreSQL's data directory (Patroni's postgresql.data_dir): ask Patroni at once when PostgreSQL's promote, standby.signal, recovery.signal or postmaster.pid change, then every 20ms for up to 1s, besides every --interval",
 		set:  func(c *Config, v string) error { return setPath(&c.PGData, v) }},
@@ -380,6 +380,30 @@ func quoteList(ss []string) string {
 }
 
 // Flag setters: each stores a checked value, or says what was expected.
+
+// setTrackFile takes the one --track-file of a command line. A second
+// one is refused, not taken over the first: the template unit names its
+// instance's file before the arguments it reads, so that no argument can
+// move an instance onto a file not its own (and Salvage, which skips what
+// is refused, keeps the unit's). Names the watch gives its own files are
+// refused too: a track file at a lock's path would have the lock's PID
+// written into it, which keepalived reads as healthy.
+func setTrackFile(c *Config, v string) error {
+	if c.trackFileSet {
+		return fmt.Errorf("a second --track-file, after %s: a watcher keeps one", strconv.Quote(c.TrackFile))
+	}
+	base := v[strings.LastIndexByte(v, '/')+1:]
+	switch {
+	case strings.HasSuffix(base, ".lock"):
+		return errors.New("a name ending in .lock is a track file's lock")
+	case strings.HasPrefix(base, "."):
+		return errors.New("a name starting with . is a temporary file's")
+	case base == "":
+		return errors.New("not a file")
+	}
+	c.trackFileSet = true
+	return setPath(&c.TrackFile, v)
+}
 
 func setDuration(p *time.Duration, s string) error {
 	v, err := time.ParseDuration(s)

@@ -74,6 +74,33 @@ func TestWatchFlags(t *testing.T) {
 	}
 }
 
+// TestOneTrackFile: a watcher keeps one track file, named once. The
+// template unit names its instance's before the arguments it reads; a
+// second is refused, and Salvage (the unit's --release after a bad
+// command line) keeps the first. A name the watch gives its own files (a
+// lock, a temporary file) is refused.
+func TestOneTrackFile(t *testing.T) {
+	args := []string{"--track-file=/run/keepalived-patroni-vip-check/a", "--track-file", "/run/keepalived-patroni-vip-check/b", "http://198.51.100.11:8008/primary"}
+	if _, err := Parse(Watch, args); err == nil || err.Error() != `--track-file "/run/keepalived-patroni-vip-check/b": a second --track-file, after "/run/keepalived-patroni-vip-check/a": a watcher keeps one` {
+		t.Errorf("two --track-file: %v", err)
+	}
+	if s := Salvage(Watch, append([]string{"--release"}, args...)); s.TrackFile != "/run/keepalived-patroni-vip-check/a" || !s.Release {
+		t.Errorf("salvaged %q, release %t", s.TrackFile, s.Release)
+	}
+	for file, want := range map[string]string{
+		"/run/keepalived-patroni-vip-check/a.lock":            "a name ending in .lock is a track file's lock",
+		"/run/keepalived-patroni-vip-check/.a.1234.tmp":       "a name starting with . is a temporary file's",
+		"/run/keepalived-patroni-vip-check/":                  "not a file",
+		"/run/keepalived-patroni-vip-check/a.lock.d/eligible": "",
+		"eligible": "",
+	} {
+		c, err := Parse(Watch, []string{"--track-file", file})
+		if want == "" && (err != nil || c.TrackFile != file) || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("--track-file %s: %v, want %q", file, err, want)
+		}
+	}
+}
+
 // FuzzParseArgs: any command line parses or fails with a one-line error;
 // nothing panics, what parses is consistent, and salvage reads the same
 // logging and state flags from it as Parse.
@@ -84,6 +111,7 @@ func FuzzParseArgs(f *testing.F) {
 	f.Add("--\x00--help")
 	f.Add("--\x00--state-dir=00")
 	f.Add("--servername\x00--\x00--state-dir\x00/x")
+	f.Add("--track-file=/run/k/a\x00--release\x00--track-file\x00/run/k/a.lock")
 	f.Fuzz(func(t *testing.T, joined string) {
 		args := splitNUL(joined)
 		for _, m := range []Mode{Once, Watch} {
@@ -101,7 +129,8 @@ func FuzzParseArgs(f *testing.F) {
 			if c.Timeout < 10*time.Millisecond || c.ConnectTimeout <= 0 || c.Retries < 0 || c.Retries > 10 || c.Remind < 0 {
 				t.Fatalf("accepted %+v", c)
 			}
-			if s.Log != c.Log || s.LogSocket != c.LogSocket || s.StateDir != c.StateDir || s.Remind != c.Remind || s.NoState != c.NoState {
+			if s.Log != c.Log || s.LogSocket != c.LogSocket || s.StateDir != c.StateDir || s.Remind != c.Remind || s.NoState != c.NoState ||
+				s.TrackFile != c.TrackFile || s.Release != c.Release {
 				t.Fatalf("salvage %+v disagrees with Parse %+v on %q", s, c, args)
 			}
 		}

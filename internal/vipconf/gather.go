@@ -8,6 +8,9 @@ import (
 	"net/netip"
 	"net/url"
 	"path"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,7 +36,28 @@ type Input struct {
 	// The check's TLS flags; nil for what Patroni's configuration implies.
 	CACert, Cert, Key, ServerName *string
 	Insecure                      bool
+	// The check's basic auth: the user, and the file whose first line is
+	// the password.
+	User, PasswordFile string
+
+	// Instance names the cluster when several share these hosts; it
+	// picks its Patroni configuration (by scope or file name) when
+	// several are found. "" for a host of one cluster.
+	Instance string
+	// ReadVIP is the read VIP (ADDR/PREFIX), "" for none; MaxLag its
+	// bound in Patroni's units ("" for DefaultMaxLag); ReadRouterID its
+	// virtual_router_id (0 for its last byte).
+	ReadVIP      string
+	MaxLag       string
+	ReadRouterID int
+	// KeepalivedConf is the keepalived configuration to keep clear of
+	// (other clusters' virtual_router_ids): nil for
+	// DefaultKeepalivedConf, "" for none.
+	KeepalivedConf *string
 }
+
+// DefaultKeepalivedConf is where keepalived reads its configuration.
+const DefaultKeepalivedConf = "/etc/keepalived/keepalived.conf"
 
 // KeepalivedBinaries are where distributions install keepalived.
 func KeepalivedBinaries() []string {
@@ -73,6 +97,11 @@ func Gather(ctx context.Context, sys system.System, in Input) (Setup, []string, 
 		return s, nil, fmt.Errorf("%w; give --keepalived-version", err)
 	}
 
+	s.Instance = in.Instance
+	if err := checkInstance(s.Instance); err != nil {
+		return s, nil, fmt.Errorf("--%w", err)
+	}
+
 	// Patroni's configuration, for whatever the input leaves out.
 	var pc *patroni.Config
 	switch {
@@ -81,8 +110,8 @@ func Gather(ctx context.Context, sys system.System, in Input) (Setup, []string, 
 			return s, nil, fmt.Errorf("--patroni-config: %w", err)
 		}
 	case in.Node == "" || in.URL == "" || len(in.Peers) == 0:
-		if pc, err = patroni.Find(sys.FS()); err != nil {
-			return s, nil, fmt.Errorf("%w: name it with --patroni-config", err)
+		if pc, err = findPatroni(sys, in.Instance); err != nil {
+			return s, nil, err
 		}
 	}
 
@@ -115,11 +144,18 @@ func Gather(ctx context.Context, sys system.System, in Input) (Setup, []string, 
 	base := scheme + "://" + netip.AddrPortFrom(s.Node, uint16(port)).String()
 	s.URL = base + "/primary"
 	if in.URL != "" {
-		u, err := url.Parse(in.URL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return s, nil, fmt.Errorf("--url %q: want http:// or https:// with a host", in.URL)
+		// What the check would refuse, refused now, in its words: a URL
+		// with a password would put it in keepalived.conf, one with a
+		// fragment would never pass.
+		if err := checkURL(in.URL); err != nil {
+			return s, nil, fmt.Errorf("--url: %w", err)
 		}
+		u, _ := url.Parse(in.URL)
 		s.URL, base, scheme = in.URL, u.Scheme+"://"+u.Host, u.Scheme
+	}
+
+	if err := readGate(&s, in, base); err != nil {
+		return s, nil, err
 	}
 
 	tlsFiles, err := checkTLS(sys, pc, in, s.URL, connectHost, scheme)
@@ -134,6 +170,25 @@ func Gather(ctx context.Context, sys system.System, in Input) (Setup, []string, 
 	}
 	if in.Insecure {
 		s.CheckFlags = append(s.CheckFlags, "--insecure")
+	}
+	// Basic auth, as the check takes it: the password in a file of its own,
+	// never in keepalived.conf or the service's arguments.
+	switch {
+	case in.User != "" && in.PasswordFile == "":
+		return s, nil, errors.New("--user needs --password-file")
+	case in.User == "" && in.PasswordFile != "":
+		return s, nil, errors.New("--password-file needs --user")
+	case strings.Contains(in.User, ":"):
+		// Not quoted: what follows the colon may be a password.
+		return s, nil, errors.New("--user holds a colon, which a basic auth user cannot: the password goes in --password-file")
+	case in.User != "":
+		if !path.IsAbs(in.PasswordFile) {
+			return s, nil, fmt.Errorf("--password-file %q is not an absolute path", in.PasswordFile)
+		}
+		if fi, err := sys.Stat(in.PasswordFile); err != nil || !fi.Mode.IsRegular() {
+			warnings = append(warnings, fmt.Sprintf("--password-file %s is not a file here: the check will fail until it is", in.PasswordFile))
+		}
+		s.CheckFlags = append(s.CheckFlags, "--user", in.User, "--password-file", in.PasswordFile)
 	}
 
 	if s.Peers, err = peers(ctx, sys, in, pc, s.Node, base, tlsFiles); err != nil {
@@ -164,11 +219,16 @@ func Gather(ctx context.Context, sys system.System, in Input) (Setup, []string, 
 	case nodePrefix.Masked() != s.VIP.Masked():
 		warnings = append(warnings, fmt.Sprintf("the VIP %s is not in %s's subnet %s: clients on that subnet may not reach it", s.VIP, s.Interface, nodePrefix.Masked()))
 	}
-	switch {
-	case in.Label != nil:
-		s.Label = *in.Label
-	case len(s.Interface) <= 13:
-		s.Label = s.Interface + ":1" // a label is at most 15 bytes (IFNAMSIZ)
+	if s.ReadVIP.IsValid() && nodePrefix.IsValid() && nodePrefix.Masked() != s.ReadVIP.Masked() {
+		warnings = append(warnings, fmt.Sprintf("the read VIP %s is not in %s's subnet %s: clients on that subnet may not reach it", s.ReadVIP, s.Interface, nodePrefix.Masked()))
+	}
+	s.Label = label(in.Label, s.Interface, s.VIP, "1")
+	if s.ReadVIP.IsValid() {
+		if in.Label != nil && *in.Label == "" {
+			s.ReadLabel = ""
+		} else {
+			s.ReadLabel = label(nil, s.Interface, s.ReadVIP, "2")
+		}
 	}
 
 	// The watch wakes on PostgreSQL's files in the data directory.
@@ -193,7 +253,165 @@ func Gather(ctx context.Context, sys system.System, in Input) (Setup, []string, 
 			return s, nil, fmt.Errorf("the VIP %s ends in 0: give --router-id", s.VIP.Addr())
 		}
 	}
+	if s.ReadVIP.IsValid() && s.ReadRouterID == 0 {
+		b := s.ReadVIP.Addr().AsSlice()
+		if s.ReadRouterID = int(b[len(b)-1]); s.ReadRouterID == 0 {
+			return s, nil, fmt.Errorf("the read VIP %s ends in 0: give --replica-router-id", s.ReadVIP.Addr())
+		}
+		if s.ReadRouterID == s.RouterID {
+			return s, nil, fmt.Errorf("the VIP and the read VIP would share virtual_router_id %d: give --replica-router-id", s.RouterID)
+		}
+	}
+	if err := clearOfOthers(sys, in, &s); err != nil {
+		return s, nil, err
+	}
+	if err := s.parseCommands(); err != nil {
+		return s, nil, err
+	}
 	return s, warnings, nil
+}
+
+// label is a VIP's label: the one given, none for IPv6 (keepalived
+// labels no IPv6 address: "Cannot specify label"), else INTERFACE:n when
+// it fits in the 15 bytes of a label (IFNAMSIZ).
+func label(given *string, iface string, vip netip.Prefix, n string) string {
+	switch {
+	case given != nil:
+		return *given
+	case vip.Addr().Is6():
+		return ""
+	case len(iface)+1+len(n) <= 15:
+		return iface + ":" + n
+	}
+	return ""
+}
+
+// findPatroni is the Patroni configuration of this node: the one found
+// where packages put it, or, when several are and a cluster is named, the
+// one whose scope or file name is that name.
+func findPatroni(sys system.System, instance string) (*patroni.Config, error) {
+	pc, err := patroni.Find(sys.FS())
+	if err == nil || instance == "" {
+		if err != nil {
+			return nil, fmt.Errorf("%w: name it with --patroni-config, or the cluster with --instance", err)
+		}
+		return pc, nil
+	}
+	var match []*patroni.Config
+	var seen []string
+	for _, name := range patroni.Candidates(sys.FS()) {
+		c, err := patroni.Load(sys.FS(), name)
+		if err != nil || c.RestAPI.ConnectAddress == "" && c.RestAPI.Listen == "" {
+			continue
+		}
+		base := strings.TrimSuffix(strings.TrimSuffix(path.Base(name), ".yml"), ".yaml")
+		if c.Scope == instance || base == instance {
+			match = append(match, c)
+		}
+		seen = append(seen, fmt.Sprintf("%s (scope %q)", name, c.Scope))
+	}
+	switch len(match) {
+	case 1:
+		return match[0], nil
+	case 0:
+		return nil, fmt.Errorf("no Patroni configuration has the scope or file name %q among %s: name it with --patroni-config", instance, strings.Join(seen, ", "))
+	}
+	return nil, fmt.Errorf("%d Patroni configurations are for %q: name one with --patroni-config", len(match), instance)
+}
+
+// maxLagRE is what Patroni's parse_int reads as a size in bytes: a whole
+// number, with B, kB, MB, GB or TB after it (case matters). Patroni reads
+// anything else as no bound at all (patroni/utils.py, parse_int, in 3.0.2,
+// 4.0.7 and 4.1.4).
+var maxLagRE = regexp.MustCompile(`^[0-9]{1,15}(B|kB|MB|GB|TB)?$`)
+
+// readGate sets the read VIP and its check's URL, on the node's REST API
+// (base).
+func readGate(s *Setup, in Input, base string) error {
+	if in.ReadVIP == "" {
+		switch {
+		case in.MaxLag != "":
+			return errors.New("--max-lag needs --replica-vip")
+		case in.ReadRouterID != 0:
+			return errors.New("--replica-router-id needs --replica-vip")
+		}
+		return nil
+	}
+	p, err := netip.ParsePrefix(in.ReadVIP)
+	if err != nil {
+		return fmt.Errorf("--replica-vip %q: want an address with its prefix, such as 10.0.0.101/24", in.ReadVIP)
+	}
+	s.ReadVIP = netip.PrefixFrom(p.Addr().Unmap(), p.Bits())
+	lag := in.MaxLag
+	if lag == "" {
+		lag = DefaultMaxLag
+	}
+	if !maxLagRE.MatchString(lag) {
+		return fmt.Errorf("--max-lag %q: want a whole number of bytes, or one with kB, MB, GB or TB (Patroni takes anything else as no bound)", lag)
+	}
+	s.ReadURL = base + "/replica?lag=" + lag
+	s.ReadRouterID = in.ReadRouterID
+	return nil
+}
+
+// clearOfOthers refuses a virtual_router_id that keepalived's present
+// configuration already gives another instance on the same interface and
+// address family: keepalived would refuse both ("duplicate VRID
+// conflict"). The instances of this configuration's own names are this
+// configuration, written before.
+func clearOfOthers(sys system.System, in Input, s *Setup) error {
+	conf := DefaultKeepalivedConf
+	if in.KeepalivedConf != nil {
+		conf = *in.KeepalivedConf
+	}
+	if conf == "" {
+		return nil
+	}
+	if _, err := sys.Stat(conf); err != nil {
+		return nil // none yet
+	}
+	c, err := keepalived.Load(conf, keepalived.Options{FS: sys.FS()})
+	if err != nil {
+		return fmt.Errorf("reading %s for the virtual_router_ids in use: %w (--keepalived-conf \"\" to skip)", conf, err)
+	}
+	gs := s.gates()
+	for _, in := range c.Model().Instances {
+		if slices.ContainsFunc(gs, func(g gate) bool { return g.instance == in.Name }) {
+			continue
+		}
+		id, err := strconv.Atoi(in.VirtualRouterID.Arg(1))
+		if err != nil {
+			continue
+		}
+		if iface := in.Interface.Arg(1); iface != "" && iface != s.Interface {
+			continue
+		}
+		if fam, ok := family(in); ok && fam != s.Node.Is4() {
+			continue
+		}
+		for _, g := range gs {
+			if g.routerID == id {
+				return fmt.Errorf("virtual_router_id %d is already vrrp_instance %s's (%s) on %s: give the %s another (%s)",
+					id, in.Name, in.VirtualRouterID.Pos, s.Interface, map[bool]string{false: "VIP", true: "read VIP"}[g.read],
+					map[bool]string{false: "--router-id", true: "--replica-router-id"}[g.read])
+			}
+		}
+	}
+	return nil
+}
+
+// family is whether an instance is IPv4, from its unicast source or its
+// first VIP; ok is false when it says neither.
+func family(in *keepalived.Instance) (is4, ok bool) {
+	if a, err := netip.ParseAddr(in.UnicastSrcIP.Arg(1)); err == nil {
+		return a.Unmap().Is4(), true
+	}
+	for _, v := range in.VIPs {
+		if v.Valid {
+			return v.Prefix.Addr().Unmap().Is4(), true
+		}
+	}
+	return false, false
 }
 
 // checkTLS is the check's TLS settings: what Patroni's configuration
@@ -267,7 +485,7 @@ func peers(ctx context.Context, sys system.System, in Input, pc *patroni.Config,
 		return nil, fmt.Errorf("asking Patroni for its members: %s; give them with --peer", strings.Join(strings.Fields(err.Error()), " "))
 	}
 	for _, m := range members {
-		a, err := netip.ParseAddr(m.Host)
+		a, err := netip.ParseAddr(strings.Trim(m.Host, "[]"))
 		if err != nil {
 			return nil, fmt.Errorf("member %s's host %q is not an address: give the peers with --peer", m.Name, m.Host)
 		}

@@ -1,9 +1,10 @@
 #!/bin/sh
 # deb postinst: create the state and track file directories from the
 # tmpfiles.d entry now rather than at the next boot, and make systemd see a
-# new or changed patroni-vip-check.service; on upgrade, restart the watcher if
-# it runs, so that the installed binary is the one running (on the primary
-# this costs a short FAULT: the unit removes the track file when it stops).
+# new or changed patroni-vip-check.service (and its template); on upgrade,
+# restart every watcher that runs, the template's instances too, so that the
+# installed binary is the one running (on the primary this costs a short
+# FAULT: the unit removes the track file when it stops).
 # The service is never enabled here: the watch set-up is the operator's choice.
 set -e
 
@@ -17,7 +18,7 @@ fi
 if [ "$1" = configure ] && [ -d /run/systemd/system ]; then
 	systemctl --system daemon-reload >/dev/null || true
 	if [ -n "$2" ]; then
-		deb-systemd-invoke try-restart patroni-vip-check.service >/dev/null || true
+		deb-systemd-invoke try-restart patroni-vip-check.service 'patroni-vip-check@*.service' >/dev/null || true
 	fi
 fi
 
