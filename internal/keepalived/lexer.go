@@ -24,11 +24,12 @@ const maxSubstitutions = 256
 
 // frame is one include: the files its pattern matched, read in order.
 type frame struct {
-	files  []string
-	next   int // index of the next file to open
-	name   string
-	pieces []piece
-	at     int // pieces read of the current file
+	files []string
+	next  int // index of the next file to open
+	name  string
+	open  bool   // a file is being read
+	data  string // what is left of the current file
+	line  int    // the number of the line the next piece is on
 }
 
 // logical is one logical line.
@@ -127,16 +128,14 @@ func (lx *lexer) nextFile(f *frame) bool {
 			lx.stopped = true
 			return false
 		}
-		data, err := readFile(lx.fsys, name, lx.limits.MaxBytes-lx.bytes)
+		data, err := readFile(lx.fsys, name, fi.Size(), lx.limits.MaxBytes-lx.bytes)
 		if err != nil {
 			lx.problem(Pos{File: name}, "configuration file '%s': %s", name, errText(err))
 			continue
 		}
 		lx.bytes += int64(len(data))
 		lx.files = append(lx.files, name)
-		f.name = name
-		f.pieces = splitLines(string(data))
-		f.at = 0
+		f.name, f.open, f.data, f.line = name, true, data, 1
 		return true
 	}
 	return false
@@ -159,40 +158,39 @@ func (lx *lexer) including(name string) bool {
 	return false
 }
 
-// splitLines cuts data as fgets with a maxBuf buffer does: at each "\n",
-// and after maxBuf-1 bytes of a longer line.
-func splitLines(data string) []piece {
-	var ps []piece
-	for n := 1; len(data) > 0; n++ {
-		end := strings.IndexByte(data, '\n')
-		var l string
-		if end < 0 {
-			l, data = data, ""
-		} else {
-			l, data = data[:end], data[end+1:]
-		}
-		for len(l) >= maxBuf {
-			ps = append(ps, piece{text: l[:maxBuf-1], line: n, cut: true})
-			l = l[maxBuf-1:]
-		}
-		ps = append(ps, piece{text: l, line: n})
+// piece returns what the next fgets call with a maxBuf buffer returns,
+// without its "\n": a line, or the next maxBuf-1 bytes of a longer one
+// (then the rest, even a lone "\n", comes as the next piece). The file is
+// cut as it is read, so that a file of empty lines costs no more memory
+// than its bytes.
+func (f *frame) piece() (piece, bool) {
+	if f.data == "" {
+		return piece{}, false
 	}
-	return ps
+	chunk := f.data[:min(len(f.data), maxBuf-1)]
+	p := piece{line: f.line}
+	if k := strings.IndexByte(chunk, '\n'); k >= 0 {
+		p.text, f.data = chunk[:k], f.data[k+1:]
+		f.line++ // keepalived counts a line when fgets returns its "\n"
+		return p, true
+	}
+	p.text, f.data = chunk, f.data[len(chunk):]
+	p.cut = f.data != ""
+	return p, true
 }
 
 // physical returns the next non-empty physical line, decommented.
 func (lx *lexer) physical() (logical, bool) {
 	for len(lx.stack) > 0 && !lx.stopped {
 		f := lx.stack[len(lx.stack)-1]
-		if f.pieces == nil || f.at >= len(f.pieces) {
-			f.pieces = nil
+		p, ok := f.piece()
+		if !f.open || !ok {
+			f.open = false
 			if !lx.nextFile(f) {
 				lx.stack = lx.stack[:len(lx.stack)-1]
 			}
 			continue
 		}
-		p := f.pieces[f.at]
-		f.at++
 		pos := Pos{File: f.name, Line: p.line}
 		if p.cut {
 			lx.problem(pos, "line longer than %d bytes: keepalived reads the rest as a new line", maxBuf-1)

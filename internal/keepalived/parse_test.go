@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -471,5 +472,27 @@ func TestWriterRoundTrip(t *testing.T) {
 	open.Open("x")
 	if _, err := open.Bytes(); err == nil {
 		t.Error("an unclosed block was written")
+	}
+}
+
+// TestHugeInputIsBounded: what Load keeps of a large file is the file
+// itself, not a record per line: 15 MB of empty lines (or of comments,
+// or of lone braces) allocate a small multiple of 15 MB in all.
+func TestHugeInputIsBounded(t *testing.T) {
+	const size = 15 << 20
+	for name, unit := range map[string]string{"newlines": "\n", "comments": "#\n", "braces": "}\n"} {
+		data := strings.Repeat(unit, size/len(unit))
+		fsys := mapFS(map[string]string{"/k.conf": data})
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		c := load(t, fsys, "/k.conf")
+		runtime.ReadMemStats(&after)
+		if len(c.Statements) != 0 {
+			t.Errorf("%s: %d statements", name, len(c.Statements))
+		}
+		if got := after.TotalAlloc - before.TotalAlloc; got > 3*size {
+			t.Errorf("%s: Load allocated %d MB for %d MB of input", name, got>>20, size>>20)
+		}
 	}
 }
