@@ -216,43 +216,44 @@ func (lx *lexer) physical() (logical, bool) {
 
 // decomment is keepalived's decomment(): leading blanks, and everything
 // from the first '#' or '!' outside double quotes, removed; "\#" and "\!"
-// outside quotes stand for the characters; trailing blanks removed, except
-// that a final '\' (a continued definition) is kept.
-func decomment(s string) (string, bool) {
+// outside quotes stand for the characters; trailing blanks removed,
+// except that a final '\' (a continued definition) is kept, even after a
+// comment. A backslash hides the character after it, a quote included.
+// unterminated reports a double quote left open before any comment.
+func decomment(s string) (text string, unterminated bool) {
 	s = strings.TrimLeft(s, " \t")
 	var b strings.Builder
-	quote, cont := false, false
+	quote, cont, comment := false, false, false
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
-		case c == '"':
-			quote = !quote
+		case c == '\\' && i+1 == len(s):
+			cont = true
+			continue
 		case c == '\\':
-			if i+1 == len(s) {
-				cont = true
-				i = len(s)
-				continue
-			}
-			if !quote && (s[i+1] == '#' || s[i+1] == '!') {
+			if !comment {
+				if quote || (s[i+1] != '#' && s[i+1] != '!') {
+					b.WriteByte(c)
+				}
 				b.WriteByte(s[i+1])
-				i++
-				continue
 			}
-			b.WriteByte(c)
-			b.WriteByte(s[i+1])
 			i++
 			continue
+		case comment:
+			continue
+		case c == '"':
+			quote = !quote
 		case !quote && (c == '#' || c == '!'):
-			out := strings.TrimRight(b.String(), " \t")
-			return out, false
+			comment = true
+			continue
 		}
 		b.WriteByte(c)
 	}
-	out := strings.TrimRight(b.String(), " \t")
+	text = strings.TrimRight(b.String(), " \t")
 	if cont {
-		out += "\\"
+		text += "\\"
 	}
-	return out, quote
+	return text, quote
 }
 
 // next returns the next logical line, or false at the end.
@@ -307,12 +308,11 @@ func (lx *lexer) next() (logical, bool) {
 			continue
 		}
 		text, more := lx.substitute(text, l.pos)
-		if len(more) > 0 {
-			queued := make([]logical, 0, len(more)+len(lx.pending))
-			for _, m := range more {
-				queued = append(queued, logical{text: m, pos: l.pos})
-			}
-			lx.pending = append(queued, lx.pending...)
+		// The lines after the first of a multi-line definition come
+		// next, before the lines of any expansion under way (keepalived's
+		// multiline_stack): pending hands out its last line first.
+		for i := len(more) - 1; i >= 0; i-- {
+			lx.pending = append(lx.pending, logical{text: more[i], pos: l.pos})
 		}
 		if text == "" {
 			continue

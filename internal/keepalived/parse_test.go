@@ -3,8 +3,10 @@ package keepalived
 import (
 	"fmt"
 	"io/fs"
+	"os"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -494,5 +496,105 @@ func TestHugeInputIsBounded(t *testing.T) {
 		if got := after.TotalAlloc - before.TotalAlloc; got > 3*size {
 			t.Errorf("%s: Load allocated %d MB for %d MB of input", name, got>>20, size>>20)
 		}
+	}
+}
+
+// tree renders statements as keepalived.conf, two blanks a level, words
+// with blanks in double quotes.
+func tree(sts []*Statement) string {
+	var b strings.Builder
+	var walk func([]*Statement, string)
+	walk = func(sts []*Statement, indent string) {
+		for _, s := range sts {
+			ws := make([]string, len(s.Words))
+			for i, w := range s.Words {
+				ws[i] = w
+				if strings.ContainsAny(w, " \t") {
+					ws[i] = `"` + w + `"`
+				}
+			}
+			b.WriteString(indent + strings.Join(ws, " "))
+			if s.HasBlock {
+				b.WriteString(" {\n")
+				walk(s.Block, indent+"  ")
+				b.WriteString(indent + "}")
+			}
+			b.WriteString("\n")
+		}
+	}
+	walk(sts, "")
+	return b.String()
+}
+
+// TestManPageExamples: the examples of keepalived.conf(5) (2.2.7 and
+// 2.3.3: "Conditional configuration", "Parameter substitution"), read
+// as keepalived reads them (testdata/man5, its README says what was
+// changed).
+func TestManPageExamples(t *testing.T) {
+	for _, tc := range []struct{ name, id string }{
+		{"multiline-instance", "high"},
+		{"multiline-nested-noblank", "main"},
+		{"recursive", "main"},
+		{"conditional-priority", "main"},
+		{"conditional-definition", "main"},
+		{"conditional", "main"},
+	} {
+		data, err := os.ReadFile("testdata/man5/" + tc.name + ".conf")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile("testdata/man5/" + tc.name + ".want")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load("/etc/keepalived/man.conf", Options{FS: mapFS(map[string]string{"/etc/keepalived/man.conf": string(data)}), ConfigID: tc.id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tree(c.Statements); got != string(want) || len(c.Problems) > 0 {
+			t.Errorf("%s: read as\n%s\nproblems %v\nwant\n%s", tc.name, got, c.Problems, want)
+		}
+	}
+	// As printed, the nested example has blank lines inside $RS, and a
+	// blank line ends a multi-line definition: keepalived 2.2.7 -t says
+	// "(Line 10) Unknown keyword 'MISC_CHECK'" and "(Line 18) Extra '}'
+	// found".
+	data, err := os.ReadFile("testdata/man5/multiline-nested.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := load(t, mapFS(map[string]string{"/etc/keepalived/man.conf": string(data)}), "/etc/keepalived/man.conf")
+	var top []string
+	for _, s := range c.Statements {
+		top = append(top, fmt.Sprintf("%d %s", s.Pos.Line, s.Keyword()))
+	}
+	if !slices.Contains(top, "10 MISC_CHECK") || !hasProblem(c, "man.conf:18: extra '}' found") {
+		t.Errorf("nested example with blank lines: top level %q, problems %v", top, c.Problems)
+	}
+}
+
+// TestDecomment: keepalived's decomment() keeps a final backslash after a
+// comment (the definition goes on), and a backslash hides a quote.
+func TestDecomment(t *testing.T) {
+	for in, want := range map[string]string{
+		`  a b  # c`:           "a b",
+		`a \# b ! c`:           "a # b",
+		`"a # b" # c`:          `"a # b"`,
+		`"a \# b"`:             `"a \# b"`,
+		`$X=a   \`:             `$X=a\`,
+		`$X=a # comment \`:     `$X=a\`,
+		`a \" # b`:             `a \"`,
+		`a # b \\`:             "a",
+		"peer\t! 198.51.100.1": "peer",
+	} {
+		if got, _ := decomment(in); got != want {
+			t.Errorf("decomment(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if _, open := decomment(`a "b`); !open {
+		t.Error(`decomment("a \"b"): quote not reported open`)
+	}
+	if _, open := decomment(`a # "b`); open {
+		t.Error(`a quote in a comment was counted`)
 	}
 }
