@@ -164,12 +164,12 @@ func TestVersionAcceptRouterID(t *testing.T) {
 		}
 	}
 	for lines, want := range map[string]int{
-		"":                                           0,
-		"virtual_router_id 51":                       51,
-		"virtual_router_id 0":                        0,
-		"virtual_router_id 256":                      0,
-		"virtual_router_id 51abc":                    0,
-		"virtual_router_id -1":                       0,
+		"":                        0,
+		"virtual_router_id 51":    51,
+		"virtual_router_id 0":     0,
+		"virtual_router_id 256":   0,
+		"virtual_router_id 51abc": 0,
+		"virtual_router_id -1":    0,
 		"virtual_router_id 51\nvirtual_router_id 52": 52,
 		"virtual_router_id 51\nvirtual_router_id x":  51,
 	} {
