@@ -165,13 +165,13 @@ func Run(ctx context.Context, sys system.System, opts Options) []Finding {
 	d.globals()
 	gates := d.instances()
 	for _, sc := range d.model.Scripts {
-		if gates.scripts[sc.Name] {
+		if gates.scripts[sc] {
 			d.script(sc)
 		}
 	}
 	for _, tf := range d.model.TrackFiles {
-		if refs := gates.files[tf.Name]; len(refs) > 0 {
-			d.trackFile(tf, refs)
+		if uses := gates.files[tf]; len(uses) > 0 {
+			d.trackFile(tf, uses)
 		}
 	}
 	if gates.watch {

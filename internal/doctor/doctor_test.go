@@ -373,7 +373,7 @@ func TestWeights(t *testing.T) {
 	n := newNode(t, "keepalived.conf", v227)
 	n.edit(t, "        patroni_primary\n    }\n}", "        patroni_primary weight -20\n    }\n}")
 	fs := n.run()
-	want(t, fs, Failure, fmt.Sprintf("keepalived.conf:%d: track_script patroni_primary has weight -20: a failing check only changes the priority and the node may keep the VIP; remove the weight", n.line(t, "patroni_primary weight -20")))
+	want(t, fs, Failure, fmt.Sprintf("keepalived.conf:%d: vrrp_instance patroni_vip: track_script patroni_primary has weight -20: a failing check only changes the priority and the node may keep the VIP; remove the weight", n.line(t, "patroni_primary weight -20")))
 	want(t, fs, Failure, "vrrp_instance patroni_vip has no check that can put it in FAULT")
 
 	n = newNode(t, "keepalived.conf", v227)
@@ -542,7 +542,7 @@ func TestGating(t *testing.T) {
 
 	n = newNode(t, "keepalived.conf", v227)
 	n.edit(t, "        patroni_primary\n    }\n}", "        patroni_check\n    }\n}")
-	want(t, n.run(), Failure, "track_script patroni_check: no vrrp_script of that name")
+	want(t, n.run(), Failure, "track_script patroni_check: keepalived ignores this line ((patroni_vip) track script patroni_check not found, ignoring...): the check is not applied", "define vrrp_script patroni_check before the block that tracks it")
 
 	n = newNode(t, "keepalived.conf", v227)
 	n.edit(t, `script "/usr/bin/patroni-vip-check http://198.51.100.11:8008/primary"`, `script /usr/bin/patroni-vip-check http://198.51.100.11:8008/primary`)
@@ -665,4 +665,156 @@ func TestNoPasswordInFindings(t *testing.T) {
 			t.Errorf("no finding names the URL (%s):\n%v", edit.to, fs)
 		}
 	}
+}
+
+// TestInvertedGate: "weight 0 reverse" on a tracked script puts the
+// instance in FAULT while the check passes: the primary never holds the
+// VIP. Wherever it is written, and however the track_script line
+// overrides it, it is read as keepalived reads it.
+func TestInvertedGate(t *testing.T) {
+	const inverted = "has weight 0 reverse: keepalived puts the instance in FAULT while the check passes and lets it take the VIP while it fails: the primary never holds the VIP, and every replica is a candidate"
+	cases := []struct {
+		name, script, ref string
+		fix               string // "" when the gate is right
+	}{
+		{"in vrrp_script", "    weight 0 reverse\n", "patroni_primary", "remove reverse from vrrp_script patroni_primary (or track it as patroni_primary weight 0 noreverse)"},
+		{"in track_script", "", "patroni_primary weight 0 reverse", "remove reverse"},
+		{"a weight override keeps the script's reverse", "    weight 0 reverse\n", "patroni_primary weight 0", "remove reverse from vrrp_script"},
+		{"noreverse undoes it", "    weight 0 reverse\n", "patroni_primary weight 0 noreverse", ""},
+		{"the manual's no_reverse does not", "    weight 0 reverse\n", "patroni_primary weight 0 no_reverse", "remove reverse from vrrp_script"},
+	}
+	for _, tc := range cases {
+		n := newNode(t, "keepalived.conf", v227)
+		n.edit(t, "    fall 1\n", "    fall 1\n"+tc.script)
+		n.edit(t, "        patroni_primary\n    }\n}", "        "+tc.ref+"\n    }\n}")
+		fs := n.run()
+		if tc.fix == "" {
+			none(t, fs, Failure)
+			want(t, fs, OK, "vrrp_instance patroni_vip is gated by vrrp_script patroni_primary, without weight")
+			continue
+		}
+		line := n.line(t, "        "+tc.ref+"\n")
+		if !strings.HasSuffix(tc.ref, " reverse") {
+			line = n.line(t, tc.script)
+		}
+		want(t, fs, Failure, fmt.Sprintf("keepalived.conf:%d: vrrp_instance patroni_vip: track_script patroni_primary %s", line, inverted), tc.fix)
+		want(t, fs, Failure, "vrrp_instance patroni_vip has no check that can put it in FAULT")
+		for _, f := range fs {
+			if f.Level == OK && strings.Contains(f.Msg, "is gated by") {
+				t.Errorf("%s: %s", tc.name, f)
+			}
+		}
+	}
+}
+
+// TestTrackingLines: lines keepalived drops are failures where they were
+// meant to gate, warnings where they change nothing.
+func TestTrackingLines(t *testing.T) {
+	n := newNode(t, "keepalived.conf", v227)
+	n.edit(t, "        patroni_primary\n    }\n}", "        patroni_primary reverse\n    }\n}")
+	fs := n.run()
+	want(t, fs, Failure, "track_script patroni_primary: keepalived ignores this line ((patroni_vip) unknown track script option reverse - ignoring): the check is not applied")
+	want(t, fs, Failure, "vrrp_instance patroni_vip has no check that can put it in FAULT")
+
+	// A vrrp_script after the instance is "not found" where keepalived
+	// reads the track_script line.
+	n = newNode(t, "keepalived.conf", v227)
+	f := n.sys.Files[conf]
+	text := string(f.Data)
+	start, end := strings.Index(text, "vrrp_script patroni_primary {"), strings.Index(text, "vrrp_instance patroni_vip {")
+	f.Data = []byte(text[:start] + text[end:] + "\n" + text[start:end])
+	fs = n.run()
+	want(t, fs, Failure, "track script patroni_primary not found, ignoring...: vrrp_script patroni_primary comes after this line")
+	want(t, fs, Failure, "has no check that can put it in FAULT")
+
+	n = newNode(t, "keepalived.conf", v227)
+	n.edit(t, "        patroni_primary\n    }\n}", "        patroni_primary\n        patroni_primary\n    }\n}")
+	fs = n.run()
+	want(t, fs, Warning, "duplicate track_script patroni_primary - ignoring", "remove the line")
+	none(t, fs, Failure)
+}
+
+// TestSyncGroup: a track_script on a vrrp_sync_group gates each of its
+// instances; weighted checks on a member are dropped.
+func TestSyncGroup(t *testing.T) {
+	n := newNode(t, "keepalived.conf", v227)
+	n.edit(t, "    track_script {\n        patroni_primary\n    }\n}", "}\nvrrp_sync_group pg {\n    group {\n        patroni_vip\n    }\n    track_script {\n        patroni_primary\n    }\n}")
+	fs := n.run()
+	none(t, fs, Failure)
+	want(t, fs, OK, fmt.Sprintf("keepalived.conf:%d: vrrp_instance patroni_vip is gated by vrrp_script patroni_primary (from vrrp_sync_group pg), without weight", n.line(t, "        patroni_primary\n    }\n}")))
+	want(t, fs, OK, "vrrp_script patroni_primary: http://198.51.100.11:8008/primary says this node may hold the VIP")
+
+	// The instance's own weighted check is dropped; without the group's,
+	// nothing gates.
+	n = newNode(t, "keepalived.conf", v227)
+	n.edit(t, "        patroni_primary\n    }\n}", "        patroni_primary weight -20\n    }\n}\nvrrp_sync_group pg {\n    group {\n        patroni_vip\n    }\n}")
+	fs = n.run()
+	want(t, fs, Warning, "(patroni_vip) ignoring tracked script patroni_primary with weights due to SYNC group")
+	want(t, fs, Failure, "vrrp_instance patroni_vip has no check that can put it in FAULT")
+
+	// A group whose group block names no instance gates nothing.
+	n = newNode(t, "keepalived.conf", v227)
+	n.edit(t, "    track_script {\n        patroni_primary\n    }\n}", "}\nvrrp_sync_group pg {\n    group {\n        other\n    }\n    track_script {\n        patroni_primary\n    }\n}")
+	want(t, n.run(), Failure, "vrrp_instance patroni_vip tracks no script and no file")
+}
+
+// TestRouterID: without a valid virtual_router_id keepalived's VRRP
+// process stops: no VIP on any node.
+func TestRouterID(t *testing.T) {
+	for _, tc := range []struct{ edit, want string }{
+		{"", "vrrp_instance patroni_vip has no virtual_router_id: keepalived's VRRP process stops at start (\"the virtual router id must be set\") and no node holds the VIP"},
+		{"    virtual_router_id 0\n", "virtual_router_id 0 is not a number from 1 to 255"},
+		{"    virtual_router_id 256\n", "virtual_router_id 256 is not a number from 1 to 255"},
+		{"    virtual_router_id 51a\n", "virtual_router_id 51a is not a number from 1 to 255"},
+	} {
+		n := newNode(t, "keepalived.conf", v227)
+		n.edit(t, "    virtual_router_id 51\n", tc.edit)
+		want(t, n.run(), Failure, tc.want, "set virtual_router_id to a number from 1 to 255")
+	}
+}
+
+// TestVRRPVersion: accept under strict mode is judged by the version the
+// instance speaks, the global vrrp_version included.
+func TestVRRPVersion(t *testing.T) {
+	n := newNode(t, "keepalived.conf", v227)
+	n.edit(t, "    version 3\n", "")
+	n.edit(t, "global_defs {\n", "global_defs {\n    vrrp_version 3\n    vrrp_strict\n")
+	fs := n.run()
+	want(t, fs, OK, "vrrp_instance patroni_vip accepts traffic to its VIPs")
+	none(t, fs, Failure)
+	n.edit(t, "    vrrp_version 3\n", "")
+	want(t, n.run(), Failure, "vrrp_strict (which forces no_accept)")
+
+	// Strict mode (and VRRP version 3) need a VIP.
+	n = newNode(t, "keepalived.conf", v227)
+	n.edit(t, "    virtual_ipaddress {\n        198.51.100.100/24 dev eth0 label eth0:1\n    }\n", "")
+	want(t, n.run(), Failure, "vrrp_instance patroni_vip has no virtual_ipaddress: keepalived's VRRP process stops at start (\"No VIP specified; at least one is required\")")
+}
+
+// TestAuthentication: what protects the adverts.
+func TestAuthentication(t *testing.T) {
+	const auth = "    authentication {\n        auth_type PASS\n        auth_pass %s\n    }\n"
+	n := newNode(t, "keepalived.conf", v227)
+	n.edit(t, "    accept\n", "    accept\n"+fmt.Sprintf(auth, "s3cret"))
+	fs := n.run()
+	want(t, fs, Warning, `keepalived ignores authentication ("VRRP version 3 does not support authentication"): the adverts carry no password`, "remove the authentication block")
+	want(t, fs, OK, "takes adverts from its unicast peers only (check_unicast_src)")
+
+	n = newNode(t, "keepalived.conf", v227)
+	n.edit(t, "    version 3\n", "    version 2\n")
+	n.edit(t, "    accept\n", "    accept\n"+fmt.Sprintf(auth, "longer-than-8"))
+	fs = n.run()
+	want(t, fs, Warning, fmt.Sprintf("keepalived.conf:%d: vrrp_instance patroni_vip: auth_type PASS sends the password in clear text", n.line(t, "        auth_type")), "protect VRRP with unicast_peer and check_unicast_src")
+	want(t, fs, Warning, fmt.Sprintf("keepalived.conf:%d: vrrp_instance patroni_vip: auth_pass is longer than 8 characters", n.line(t, "        auth_pass")), "use at most 8 characters")
+	for _, f := range fs {
+		if strings.Contains(f.String(), "longer-than") || strings.Contains(f.String(), "longer-t") {
+			t.Errorf("the password shows: %s", f)
+		}
+	}
+
+	n = newNode(t, "keepalived.conf", v227)
+	n.edit(t, "    check_unicast_src\n", "")
+	want(t, n.run(), Warning, "vrrp_instance patroni_vip takes adverts from any address", "add check_unicast_src")
+	n.edit(t, "    unicast_src_ip 198.51.100.11\n    unicast_peer {\n        198.51.100.12\n        198.51.100.13\n    }\n", "")
+	want(t, n.run(), Warning, "uses multicast and takes adverts from any host of its network")
 }

@@ -20,19 +20,23 @@ import (
 // WatchService is the unit that keeps the track file.
 const WatchService = "patroni-vip-check.service"
 
-// trackFile checks a track_file block and the instances' references to it.
-func (d *doctor) trackFile(tf *keepalived.TrackFile, refs []keepalived.TrackRef) {
+// trackFile checks a track_file block and how the instances use it.
+func (d *doctor) trackFile(tf *keepalived.TrackFile, uses []keepalived.Tracker) {
 	file := tf.Path()
 	if file == "" {
 		d.fail(tf.Stmt.Pos, "add file /run/keepalived-patroni-vip-check/eligible",
 			"track_file %s has no file: keepalived ignores it (\"No file set\")", show(tf.Name))
 		return
 	}
-	for _, ref := range refs {
-		w, rev := tf.Effective(ref)
-		pos := ref.Stmt.Pos
-		if ref.Weight == nil && tf.Weight != nil {
+	for _, t := range uses {
+		w, rev := t.Weight, t.Reverse
+		pos := t.Ref.Stmt.Pos
+		if t.Ref.Weight == nil && t.Ref.Reverse == nil && tf.Weight != nil && t.Cleared == "" {
 			pos = tf.Weight.Pos
+		}
+		cleared := ""
+		if t.Cleared != "" {
+			cleared = " (keepalived: " + show(t.Cleared) + ")"
 		}
 		switch {
 		case w != 0:
@@ -40,7 +44,7 @@ func (d *doctor) trackFile(tf *keepalived.TrackFile, refs []keepalived.TrackRef)
 				"track_file %s has weight %d: the file's value only changes the priority and never puts the instance in FAULT", show(tf.Name), w)
 		case !rev:
 			d.fail(pos, "use weight 0 reverse",
-				"track_file %s has weight 0 without reverse: a missing, empty or garbage file counts as healthy (fails open)", show(tf.Name))
+				"track_file %s has weight 0 without reverse%s: a missing, empty or garbage file counts as healthy (fails open)", show(tf.Name), cleared)
 		default:
 			d.ok(pos, "track_file %s: weight 0 reverse: only a 1 in the file lets the instance up", show(tf.Name))
 		}
