@@ -818,3 +818,161 @@ func TestAuthentication(t *testing.T) {
 	n.edit(t, "    unicast_src_ip 198.51.100.11\n    unicast_peer {\n        198.51.100.12\n        198.51.100.13\n    }\n", "")
 	want(t, n.run(), Warning, "uses multicast and takes adverts from any host of its network")
 }
+
+// setScript replaces the shipped example's script line.
+func (n *node) setScript(t *testing.T, line string) {
+	t.Helper()
+	n.edit(t, `script "/usr/bin/patroni-vip-check http://198.51.100.11:8008/primary"`, line)
+}
+
+// TestShellSyntaxWithoutShell: keepalived execs the program: a pipe or a
+// redirection is an argument, and the line never does what it says.
+func TestShellSyntaxWithoutShell(t *testing.T) {
+	for _, tc := range []struct{ line, ops string }{
+		{`script "/usr/bin/curl -s --fail http://198.51.100.11:8008/patroni | grep -q primary"`, "|"},
+		{`script "/usr/bin/curl -s http://127.0.0.1:8008/leader -v 2>&1|grep '200 OK' >/dev/null"`, "> |"},
+		{`script "/usr/bin/test -f /tmp/x && /usr/bin/curl -sf http://198.51.100.11:8008/primary"`, "&&"},
+		{`script "/usr/bin/curl -sf http://$(hostname):8008/primary"`, "$(...)"},
+		{`script "/usr/bin/curl -sf http://${NODE}:8008/primary"`, "$VARIABLE"},
+	} {
+		n := newNode(t, "keepalived.conf", v227)
+		n.setScript(t, tc.line)
+		fs := n.run()
+		want(t, fs, Failure, fmt.Sprintf(":%d: vrrp_script patroni_primary: keepalived runs /usr/bin/", n.line(t, "    script ")), "directly, with no shell: "+tc.ops+" and the words around them are passed to", "run a shell explicitly")
+	}
+	// Inside sh -c they are the shell's.
+	n := newNode(t, "keepalived.conf", v227)
+	n.setScript(t, `script "/bin/sh -c '/usr/bin/curl -s http://198.51.100.11:8008/primary | grep -q running'"`)
+	n.sys.Files["/usr/bin/sh"] = &systemtest.File{Mode: 0o755, Data: elfHeader()}
+	n.sys.Files["/bin"] = &systemtest.File{Mode: fs.ModeSymlink | 0o777, Target: "usr/bin"}
+	n.sys.Files["/usr/bin/curl"] = &systemtest.File{Mode: 0o755, Data: elfHeader()}
+	got := n.run()
+	for _, f := range got {
+		if strings.Contains(f.Msg, "no shell") {
+			t.Errorf("sh -c: %s", f)
+		}
+	}
+	want(t, got, OK, "vrrp_script patroni_primary: sh -c runs /usr/bin/curl, root's all along its path")
+}
+
+// TestSystemLine: a line that starts "</" is run by /bin/sh, with no path
+// check; /dev/tcp is bash's.
+func TestSystemLine(t *testing.T) {
+	n := newNode(t, "keepalived.conf", v227)
+	n.setScript(t, `script "</dev/tcp/198.51.100.11/8008"`)
+	n.sys.Files["/bin"] = &systemtest.File{Mode: fs.ModeSymlink | 0o777, Target: "usr/bin"}
+	n.sys.Files["/usr/bin/sh"] = &systemtest.File{Mode: fs.ModeSymlink | 0o777, Target: "dash"}
+	n.sys.Files["/usr/bin/dash"] = &systemtest.File{Mode: 0o755, Data: elfHeader()}
+	fs := n.run()
+	for _, f := range fs {
+		if strings.Contains(f.Msg, "relative") || strings.Contains(f.Msg, "cannot be accessed") {
+			t.Errorf("a false alarm: %s", f)
+		}
+	}
+	want(t, fs, Warning, "vrrp_script patroni_primary only checks that a TCP connection to 198.51.100.11 port 8008 opens: every node where it listens passes, replicas too")
+	want(t, fs, Failure, "keepalived runs it with /bin/sh, which is dash here and has no /dev/tcp/", "fails at every run: this node never holds the VIP")
+
+	n.sys.Files["/usr/bin/sh"].Target = "bash"
+	n.sys.Files["/usr/bin/bash"] = &systemtest.File{Mode: 0o755, Data: elfHeader()}
+	fs = n.run()
+	want(t, fs, OK, "keepalived runs it with /bin/sh, which is bash here: /dev/tcp/198.51.100.11/8008 opens a connection")
+	none(t, fs, Failure)
+
+	n = newNode(t, "keepalived.conf", v227)
+	n.setScript(t, `script "</dev/tcp/198.51.100.11/8008 && /usr/bin/curl -sf http://198.51.100.11:8008/primary"`)
+	want(t, n.run(), Failure, "keepalived runs the line with /bin/sh but puts each word after the first in single quotes: '&&' '/usr/bin/curl' '-sf'", "the shell runs a command named '&&'")
+}
+
+// TestWrappers: the program a wrapper runs does the check: its path, its
+// owners and what it asks are judged too.
+func TestWrappers(t *testing.T) {
+	dir := fs.ModeDir
+	n := newNode(t, "keepalived.conf", v227)
+	n.sys.Files["/usr/bin/timeout"] = &systemtest.File{Mode: 0o755, Data: elfHeader()}
+	n.sys.Files["/opt/pvc"] = &systemtest.File{Mode: dir | 0o777}
+	n.sys.Files["/opt/pvc/patroni-vip-check"] = &systemtest.File{Mode: 0o755, Data: elfHeader()}
+	n.sys.Commands["/opt/pvc/patroni-vip-check"] = n.check.run
+	n.setScript(t, `script "/usr/bin/timeout 3 /opt/pvc/patroni-vip-check --timeout 500ms http://198.51.100.11:8008/primary"`)
+	fs := n.run()
+	want(t, fs, Warning, "vrrp_script patroni_primary: timeout runs /opt/pvc/patroni-vip-check, and /opt/pvc is writable by others (0777): keepalived checks only what it runs itself (/usr/bin/timeout)")
+	want(t, fs, OK, "vrrp_script patroni_primary: /opt/pvc/patroni-vip-check runs: patroni-vip-check 1.2.3")
+	want(t, fs, OK, "keepalived's timeout 1s is above the check's --timeout 500ms")
+	want(t, fs, OK, "http://198.51.100.11:8008/primary says this node may hold the VIP")
+	if !slices.Contains(n.check.args, "--timeout=500ms") {
+		t.Errorf("the wrapped check was not run with its flags: %q", n.check.args)
+	}
+
+	// A wrapped program that is missing fails at every run.
+	n = newNode(t, "keepalived.conf", v227)
+	n.sys.Files["/usr/bin/timeout"] = &systemtest.File{Mode: 0o755, Data: elfHeader()}
+	n.setScript(t, `script "/usr/bin/timeout 3 /opt/keepalived/scripts/chk_patroni_leader.sh"`)
+	want(t, n.run(), Failure, "timeout runs /opt/keepalived/scripts/chk_patroni_leader.sh, which cannot be accessed", "this node never holds the VIP")
+
+	// A wrapped script: what it asks.
+	n.sys.Files["/opt/keepalived/scripts/chk_patroni_leader.sh"] = &systemtest.File{Mode: 0o755,
+		Data: []byte("#!/bin/sh\nPATRONICTL_OUT=$(/usr/bin/patronictl -c /etc/patroni/config.yml list --format json)\n")}
+	n.sys.Files["/bin/sh"] = &systemtest.File{Mode: 0o755, Data: elfHeader()}
+	fs = n.run()
+	want(t, fs, OK, "chk_patroni_leader.sh asks patronictl")
+	none(t, fs, Failure)
+	n.sys.Files["/opt/keepalived/scripts/chk_patroni_leader.sh"].Data = []byte("#!/bin/sh\nROLE=$(curl -s http://$IP:8008/ | grep -o role)\n")
+	want(t, n.run(), Warning, "asks http://$IP:8008/: Patroni answers / as /primary")
+	n.sys.Files["/opt/keepalived/scripts/chk_patroni_leader.sh"].Data = []byte("#!/bin/sh\nexec /usr/bin/pgrep haproxy\n")
+	want(t, n.run(), Warning, "chk_patroni_leader.sh asks neither Patroni's REST API nor patronictl: the VIP follows what it checks, not the primary")
+
+	// A check of a process is no Patroni check.
+	n = newNode(t, "keepalived.conf", v227)
+	n.setScript(t, `script "/usr/bin/killall -0 haproxy"`)
+	want(t, n.run(), Warning, "vrrp_script patroni_primary checks that a process runs (/usr/bin/killall -0 haproxy): it does not ask Patroni")
+
+	// env with no command, sh with nothing to run.
+	n = newNode(t, "keepalived.conf", v227)
+	n.setScript(t, `script "/usr/bin/env -i PATH=/bin"`)
+	want(t, n.run(), Failure, "env is given no command to run")
+}
+
+// TestConfigFindingsWithoutTheScript: what the configuration says about
+// timers and fall is said whatever the machine holds.
+func TestConfigFindingsWithoutTheScript(t *testing.T) {
+	n := newNode(t, "keepalived-2.3.conf", v227)
+	delete(n.sys.Files, "/usr/bin/patroni-vip-check")
+	n.edit(t, "    fall 1\n", "    fall 3\n")
+	fs := n.run()
+	want(t, fs, Failure, "cannot be accessed")
+	want(t, fs, Failure, "interval 0.2: invalid number '0.2'")
+	want(t, fs, Failure, "timeout 0.5: invalid number")
+	want(t, fs, Warning, "fall 3 keeps the VIP on a node that stopped being primary for 2 more runs")
+}
+
+// TestWhatTheCheckAsks: a role endpoint, where Patroni listens.
+func TestWhatTheCheckAsks(t *testing.T) {
+	for endpoint, says := range map[string]string{
+		"/health":  "Patroni answers /health 200 on every node where PostgreSQL runs, replicas too",
+		"/patroni": "Patroni answers /patroni 200 whenever Patroni answers",
+		"/leader":  "Patroni answers /leader 200 on the holder of the leader lock, also on a standby cluster's standby leader",
+		"/":        "Patroni answers / as /primary",
+	} {
+		n := newNode(t, "keepalived.conf", v227)
+		n.edit(t, "198.51.100.11:8008/primary", "198.51.100.11:8008"+endpoint)
+		want(t, n.run(), Warning, "vrrp_script patroni_primary asks http://198.51.100.11:8008"+endpoint+": "+says)
+	}
+	// The same from curl, which also needs --fail.
+	n := newNode(t, "keepalived.conf", v227)
+	n.setScript(t, `script "/usr/bin/curl -s http://198.51.100.11:8008/health"`)
+	fs := n.run()
+	want(t, fs, Warning, "asks http://198.51.100.11:8008/health: Patroni answers /health 200 on every node")
+	want(t, fs, Failure, "curl exits 0 on any answer, Patroni's 503 included, without --fail: every node whose Patroni answers passes")
+	n = newNode(t, "keepalived.conf", v227)
+	n.setScript(t, `script "/usr/bin/curl -X GET -I --fail http://198.51.100.11:8008/primary"`)
+	n.sys.Files["/usr/bin/curl"] = &systemtest.File{Mode: 0o755, Data: elfHeader()}
+	none(t, n.run(), Warning)
+
+	// The loopback address, where Patroni listens on the node's address.
+	n = newNode(t, "keepalived.conf", v227)
+	f := n.sys.Files["/etc/patroni/15-main.yml"]
+	f.Data = []byte(strings.Replace(string(f.Data), "listen: 0.0.0.0:8008", "listen: 198.51.100.11:8008", 1))
+	n.edit(t, "198.51.100.11:8008/primary", "127.0.0.1:8008/primary")
+	want(t, n.run(), Warning, "vrrp_script patroni_primary asks 127.0.0.1, but Patroni's REST API listens on 198.51.100.11:8008 only (restapi.listen in /etc/patroni/15-main.yml): nothing answers there", "ask http://198.51.100.11:8008/primary")
+	n.edit(t, "127.0.0.1:8008/primary", "localhost:8008/primary")
+	want(t, n.run(), Warning, "asks localhost, but Patroni's REST API listens on 198.51.100.11:8008 only")
+}
