@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/patroni-vip-check/patroni-vip-check/check"
 	"github.com/patroni-vip-check/patroni-vip-check/internal/keepalived"
@@ -975,4 +977,38 @@ func TestWhatTheCheckAsks(t *testing.T) {
 	want(t, n.run(), Warning, "vrrp_script patroni_primary asks 127.0.0.1, but Patroni's REST API listens on 198.51.100.11:8008 only (restapi.listen in /etc/patroni/15-main.yml): nothing answers there", "ask http://198.51.100.11:8008/primary")
 	n.edit(t, "127.0.0.1:8008/primary", "localhost:8008/primary")
 	want(t, n.run(), Warning, "asks localhost, but Patroni's REST API listens on 198.51.100.11:8008 only")
+}
+
+// TestOutputIsEscaped: whatever bytes a configuration holds, a finding's
+// line holds only printable UTF-8, each other byte spelled out as the
+// check's log lines spell it (sink.Clean), and every value is bounded.
+func TestOutputIsEscaped(t *testing.T) {
+	n := newNode(t, "keepalived.conf", v227)
+	name := "pat\x9broni\xff\x1b[31m\u202e"
+	n.edit(t, "vrrp_script patroni_primary {", "vrrp_script "+name+" {\n    weight -20")
+	n.edit(t, "        patroni_primary\n    }\n}", "        "+name+"\n    }\n}")
+	n.edit(t, "198.51.100.11:8008/primary", "198.51.100.11:8008/primary?"+strings.Repeat("a", 2000))
+	fs := n.run()
+	escaped := false
+	for _, f := range fs {
+		line := f.String()
+		if !utf8.ValidString(line) {
+			t.Errorf("not UTF-8: %q", line)
+		}
+		for _, r := range line {
+			if r != ' ' && !unicode.IsPrint(r) {
+				t.Errorf("unprintable %U in %q", r, line)
+				break
+			}
+		}
+		if strings.Contains(line, strings.Repeat("a", 400)) {
+			t.Errorf("a value is not bounded: %d bytes", len(line))
+		}
+		escaped = escaped || strings.Contains(line, `pat\x9broni\xff\x1b[31m\u{202e}`)
+	}
+	if !escaped {
+		t.Errorf("no finding names the script as sink.Clean spells it:\n%s", lines(fs))
+	}
+	// A fix quotes the name too.
+	want(t, fs, Failure, `remove the weight from vrrp_script pat\x9broni\xff\x1b[31m\u{202e}`)
 }
