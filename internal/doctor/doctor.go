@@ -108,6 +108,7 @@ type doctor struct {
 	model   *keepalived.Model
 	version keepalived.Version
 	running []keepalivedProcess
+	fresh   []keepalivedProcess // those that run the configuration checked, as it is
 	patroni *patroni.Config
 	selinux selinuxState
 	ifaces  []system.Interface

@@ -130,6 +130,12 @@ func newNode(t *testing.T, example string, v keepalived.Version) *node {
 		"/usr/bin/patroni-vip-check": func(c system.Cmd) system.Result { return n.check.run(c) },
 		"/usr/bin/systemctl":         n.systemctl("active"),
 	}
+	// keepalived's VRRP child watches the track file's directory.
+	w, err := n.sys.WatchOf("/run/keepalived-patroni-vip-check")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.sys.Inotify = map[int][]system.Watch{101: {{Dev: 1, Ino: 12345}, w}}
 	return n
 }
 
@@ -1011,4 +1017,28 @@ func TestOutputIsEscaped(t *testing.T) {
 	}
 	// A fix quotes the name too.
 	want(t, fs, Failure, `remove the weight from vrrp_script pat\x9broni\xff\x1b[31m\u{202e}`)
+}
+
+// TestTrackDirMadeAgain: keepalived's inotify watch stays on the
+// directory it watched at start; one made again since is not watched.
+func TestTrackDirMadeAgain(t *testing.T) {
+	n := newNode(t, "keepalived-watch.conf", v227)
+	want(t, n.run(), OK, "track_file patroni_primary: keepalived (pid 101) watches /run/keepalived-patroni-vip-check")
+
+	n.sys.Inotify[101] = []system.Watch{{Dev: 1, Ino: 12345}}
+	want(t, n.run(), Failure, fmt.Sprintf("keepalived.conf:%d: track_file patroni_primary: keepalived (pid 100) does not watch /run/keepalived-patroni-vip-check as it is now", n.line(t, "    file ")),
+		"the directory was made, or made again, after keepalived started", "systemctl restart keepalived, and never remove /run/keepalived-patroni-vip-check while it runs")
+
+	n.sys.Inotify = map[int][]system.Watch{100: nil, 101: nil}
+	want(t, n.run(), Warning, "cannot read the inotify watches of keepalived (pid 100): permission denied")
+
+	// A keepalived that runs an older configuration is not judged by it.
+	n.sys.Inotify = nil
+	n.sys.Files[conf].ModTime = t0.Add(2 * time.Hour)
+	fs := n.run()
+	for _, f := range fs {
+		if strings.Contains(f.Msg, "inotify") || strings.Contains(f.Msg, "does not watch") {
+			t.Errorf("judged by a keepalived that runs an older configuration: %s", f)
+		}
+	}
 }
