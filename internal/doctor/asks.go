@@ -81,20 +81,36 @@ func (d *doctor) judgeURL(pos keepalived.Pos, who, raw string) bool {
 	case bad:
 		d.warn(pos, fix, "%s asks %s: Patroni answers %s 200 %s", who, shown, a.endpoint, why)
 	case a.endpoint == "/":
-		d.warn(pos, "ask /primary", "%s asks %s: Patroni answers / as /primary, under a name that says nothing; write /primary", who, shown)
+		d.warn(pos, "ask /primary", "%s asks %s: Patroni answers / as it answers /primary, under a name that does not say which role it waits for", who, shown)
 	}
 	d.judgeHost(pos, who, a)
 	return true
 }
 
-// judgeHost: a check that asks the loopback address gets no answer where
-// Patroni's REST API listens on the node's address only.
+// judgeHost: a check must ask this node's own Patroni, where its REST API
+// listens: not the loopback address when restapi.listen is the node's
+// address, not another node's address, and on restapi.listen's port.
 func (d *doctor) judgeHost(pos keepalived.Pos, who string, a askedURL) {
-	if d.patroni == nil || !loopback(a.host) {
+	asked, _ := netip.ParseAddr(strings.Trim(a.host, "[]"))
+	if asked.IsValid() && !asked.IsLoopback() && d.ifaces != nil && !d.local(asked) {
+		d.warn(pos, "ask this node's own REST API (its restapi.connect_address)",
+			"%s asks %s, an address this node does not have: it follows another node's Patroni, and this node holds the VIP when that node is the primary", who, show(a.host))
+		return
+	}
+	if d.patroni == nil {
 		return
 	}
 	host, port, err := patroni.SplitHostPort(d.patroni.RestAPI.Listen)
 	if err != nil {
+		return
+	}
+	if a.port != port {
+		d.warn(pos, fmt.Sprintf("ask port %d", port),
+			"%s asks port %d, but Patroni's REST API listens on port %d (restapi.listen in %s): nothing answers there, and the check never passes",
+			who, a.port, port, show(d.patroni.Path))
+		return
+	}
+	if !loopback(a.host) {
 		return
 	}
 	for _, h := range strings.Split(host, ",") {
@@ -109,6 +125,18 @@ func (d *doctor) judgeHost(pos keepalived.Pos, who string, a askedURL) {
 	d.warn(pos, fmt.Sprintf("ask http://%s:%d%s", own, port, a.endpoint),
 		"%s asks %s, but Patroni's REST API listens on %s only (restapi.listen in %s): nothing answers there, and the check never passes",
 		who, show(a.host), show(d.patroni.RestAPI.Listen), show(d.patroni.Path))
+}
+
+// local reports whether an interface of this machine has the address.
+func (d *doctor) local(a netip.Addr) bool {
+	for _, it := range d.ifaces {
+		for _, p := range it.Addrs {
+			if p.Addr() == a.Unmap() {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func loopback(h string) bool {

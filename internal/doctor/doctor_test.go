@@ -796,7 +796,7 @@ func TestVRRPVersion(t *testing.T) {
 	// Strict mode (and VRRP version 3) need a VIP.
 	n = newNode(t, "keepalived.conf", v227)
 	n.edit(t, "    virtual_ipaddress {\n        198.51.100.100/24 dev eth0 label eth0:1\n    }\n", "")
-	want(t, n.run(), Failure, "vrrp_instance patroni_vip has no virtual_ipaddress: keepalived's VRRP process stops at start (\"No VIP specified; at least one is required\")")
+	want(t, n.run(), Failure, "vrrp_instance patroni_vip has no virtual_ipaddress keepalived can use: keepalived's VRRP process stops at start (\"No VIP specified; at least one is required\")")
 }
 
 // TestAuthentication: what protects the adverts.
@@ -924,7 +924,7 @@ func TestWrappers(t *testing.T) {
 	want(t, fs, OK, "chk_patroni_leader.sh asks patronictl")
 	none(t, fs, Failure)
 	n.sys.Files["/opt/keepalived/scripts/chk_patroni_leader.sh"].Data = []byte("#!/bin/sh\nROLE=$(curl -s http://$IP:8008/ | grep -o role)\n")
-	want(t, n.run(), Warning, "asks http://$IP:8008/: Patroni answers / as /primary")
+	want(t, n.run(), Warning, "asks http://$IP:8008/: Patroni answers / as it answers /primary")
 	n.sys.Files["/opt/keepalived/scripts/chk_patroni_leader.sh"].Data = []byte("#!/bin/sh\nexec /usr/bin/pgrep haproxy\n")
 	want(t, n.run(), Warning, "chk_patroni_leader.sh asks neither Patroni's REST API nor patronictl: the VIP follows what it checks, not the primary")
 
@@ -958,7 +958,7 @@ func TestWhatTheCheckAsks(t *testing.T) {
 		"/health":  "Patroni answers /health 200 on every node where PostgreSQL runs, replicas too",
 		"/patroni": "Patroni answers /patroni 200 whenever Patroni answers",
 		"/leader":  "Patroni answers /leader 200 on the holder of the leader lock, also on a standby cluster's standby leader",
-		"/":        "Patroni answers / as /primary",
+		"/":        "Patroni answers / as it answers /primary",
 	} {
 		n := newNode(t, "keepalived.conf", v227)
 		n.edit(t, "198.51.100.11:8008/primary", "198.51.100.11:8008"+endpoint)

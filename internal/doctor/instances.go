@@ -88,10 +88,10 @@ func (d *doctor) instanceStarts(in *keepalived.Instance) {
 	version, _ := in.VRRPVersion(d.model.Global)
 	strict, _ := in.Strict(d.model.Global)
 	if version == 3 || strict || in.Family() == 6 {
-		d.fail(in.Stmt.Pos, "add virtual_ipaddress", "vrrp_instance %s has no virtual_ipaddress: "+stops, show(in.Name), "No VIP specified; at least one is required")
+		d.fail(in.Stmt.Pos, "add virtual_ipaddress", "vrrp_instance %s has no virtual_ipaddress keepalived can use: "+stops, show(in.Name), "No VIP specified; at least one is required")
 		return
 	}
-	d.fail(in.Stmt.Pos, "add virtual_ipaddress", "vrrp_instance %s has no virtual_ipaddress: it moves nothing", show(in.Name))
+	d.fail(in.Stmt.Pos, "add virtual_ipaddress", "vrrp_instance %s has no virtual_ipaddress keepalived can use: it moves nothing", show(in.Name))
 }
 
 // instanceGate: something must put the instance in FAULT when Patroni
@@ -101,6 +101,11 @@ func (d *doctor) instanceGate(in *keepalived.Instance, gs *gates) {
 	trackers, ignored := d.model.Tracking(in)
 	for _, ig := range ignored {
 		d.ignoredLine(ig)
+		// A script meant to be tracked is judged too: once the line is
+		// put right, it runs.
+		if sc := d.model.Script(ig.Ref.Name); ig.Kind == "track_script" && sc != nil {
+			gs.scripts[sc] = true
+		}
 	}
 	gated := false
 	for _, t := range trackers {
