@@ -57,8 +57,19 @@ type lexer struct {
 	stopped bool // a limit was hit: read nothing more
 	steps   int  // lines looked at, read or made
 
-	// collecting a multi-line definition
+	// collecting a multi-line definition: its value so far, in a builder
+	// (appending to a string copies it at every line)
 	collecting *definition
+	collected  strings.Builder
+}
+
+// endDefinition ends the multi-line definition being collected.
+func (lx *lexer) endDefinition() {
+	if d := lx.collecting; d != nil {
+		d.value = lx.collected.String()
+		lx.collected.Reset()
+		lx.collecting = nil
+	}
 }
 
 func (lx *lexer) problem(pos Pos, format string, args ...any) {
@@ -197,9 +208,7 @@ func (lx *lexer) physical() (logical, bool) {
 		}
 		raw := strings.TrimRight(p.text, "\r\n")
 		if raw == "" {
-			if lx.collecting != nil {
-				lx.collecting = nil // a blank line ends a multi-line definition
-			}
+			lx.endDefinition() // a blank line ends a multi-line definition
 			continue
 		}
 		text, unterminated := decomment(raw)
@@ -275,20 +284,20 @@ func (lx *lexer) next() (logical, bool) {
 		} else {
 			var ok bool
 			if l, ok = lx.physical(); !ok {
+				lx.endDefinition()
 				return logical{}, false
 			}
 		}
 		text := l.text
 
-		if d := lx.collecting; d != nil {
+		if lx.collecting != nil {
 			if strings.HasSuffix(text, "\\") {
-				v := strings.TrimRight(strings.TrimSuffix(text, "\\"), " \t")
-				if v != "" {
-					d.value += v + "\n"
+				if v := strings.TrimRight(strings.TrimSuffix(text, "\\"), " \t"); v != "" {
+					lx.collected.WriteString(v + "\n")
 				}
 			} else {
-				d.value += text
-				lx.collecting = nil
+				lx.collected.WriteString(text)
+				lx.endDefinition()
 			}
 			continue
 		}
@@ -374,17 +383,15 @@ func (lx *lexer) define(text string, pos Pos) bool {
 	d := &definition{}
 	if strings.HasSuffix(value, "\\") {
 		d.multiline = true
-		v := strings.TrimRight(strings.TrimSuffix(value, "\\"), " \t")
-		if v != "" {
-			d.value = v + "\n"
+		lx.collecting = d // the lines that follow are its value, kept or not
+		if v := strings.TrimRight(strings.TrimSuffix(value, "\\"), " \t"); v != "" {
+			lx.collected.WriteString(v + "\n")
 		}
-		lx.collecting = d
 	} else {
 		d.value = value
 	}
 	if len(lx.defs) >= lx.limits.MaxDefinitions {
 		lx.problem(pos, "more than %d definitions - $%s ignored", lx.limits.MaxDefinitions, name)
-		lx.collecting = nil
 		return true
 	}
 	lx.defs[name] = d

@@ -499,6 +499,31 @@ func TestHugeInputIsBounded(t *testing.T) {
 	}
 }
 
+// TestLongDefinitionIsBounded: a multi-line definition of many lines
+// costs memory in proportion to its text (it was copied whole at every
+// line: 600000 lines did not end in a minute).
+func TestLongDefinitionIsBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("$A=line 0 \\\n")
+	for i := 1; i < 20000; i++ {
+		fmt.Fprintf(&b, "line %d \\\n", i)
+	}
+	b.WriteString("end\n\n$A\n")
+	fsys := mapFS(map[string]string{"/k.conf": b.String()})
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	c := load(t, fsys, "/k.conf")
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 64<<20 {
+		t.Errorf("Load allocated %d MB for %d KB of input", got>>20, b.Len()>>10)
+	}
+	// $A is the whole definition: its first line, then the others.
+	if len(c.Statements) != 20001 || c.Statements[0].Raw != "line 0" || c.Statements[1].Raw != "line 1" || c.Statements[20000].Raw != "end" {
+		t.Errorf("%d statements, first %q", len(c.Statements), c.Statements[0].Raw)
+	}
+}
+
 // tree renders statements as keepalived.conf, two blanks a level, words
 // with blanks in double quotes.
 func tree(sts []*Statement) string {
