@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"net/url"
@@ -211,6 +212,10 @@ const maxScriptText = 64 << 10
 // Patroni, and what.
 func (d *doctor) scriptAsks(sc *keepalived.Script, file string) {
 	pos, who := sc.Script.Pos, "vrrp_script "+show(sc.Name)
+	// A program, not a script: it says nothing to read.
+	if head, err := readHead(d.sys, file, 512); err != nil || !isText(head) {
+		return
+	}
 	data, err := readHead(d.sys, file, maxScriptText)
 	if err != nil || !isText(data) {
 		return
@@ -234,5 +239,5 @@ func (d *doctor) scriptAsks(sc *keepalived.Script, file string) {
 
 // isText reports whether data looks like a script: no NUL byte.
 func isText(data []byte) bool {
-	return !strings.Contains(string(data), "\x00")
+	return bytes.IndexByte(data, 0) < 0
 }

@@ -109,6 +109,9 @@ type doctor struct {
 	version keepalived.Version
 	running []keepalivedProcess
 	fresh   []keepalivedProcess // those that run the configuration checked, as it is
+	procs   [][]int             // their processes, children included (current)
+	users   map[string]userLookup
+	groups  map[string]groupLookup
 	patroni *patroni.Config
 	selinux selinuxState
 	ifaces  []system.Interface

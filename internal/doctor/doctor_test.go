@@ -1042,3 +1042,41 @@ func TestTrackDirMadeAgain(t *testing.T) {
 		}
 	}
 }
+
+// countingSystem counts the user look-ups the doctor asks for.
+type countingSystem struct {
+	*systemtest.Fake
+	lookups map[string]int
+}
+
+func (c *countingSystem) LookupUser(name string) (system.User, error) {
+	c.lookups[name]++
+	return c.Fake.LookupUser(name)
+}
+
+// TestManyScriptsAreCheap: a user is looked up once however many scripts
+// run as that user (a look-up may run getent: 30000 scripts took 57 s).
+func TestManyScriptsAreCheap(t *testing.T) {
+	var b strings.Builder
+	const n = 3000
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "vrrp_script s%d {\n    script \"/usr/bin/patroni-vip-check --version\"\n}\n", i)
+	}
+	b.WriteString("vrrp_instance vi {\n    virtual_router_id 1\n    track_script {\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "        s%d\n", i)
+	}
+	b.WriteString("    }\n}\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "vrrp_instance v%d {\n}\nvrrp_sync_group g%d {\n    group {\n        vi v%d\n    }\n}\n", i, i, i)
+	}
+	n1 := newNode(t, "keepalived.conf", v227)
+	n1.sys.Files[conf].Data = []byte(b.String())
+	sys := &countingSystem{Fake: n1.sys, lookups: map[string]int{}}
+	fs := Run(context.Background(), sys, Options{KeepalivedConf: conf})
+	if sys.lookups["keepalived_script"] != 1 {
+		t.Errorf("keepalived_script looked up %d times", sys.lookups["keepalived_script"])
+	}
+	want(t, fs, OK, fmt.Sprintf("vrrp_instance vi is gated by vrrp_script s%d, without weight", n-1))
+	want(t, fs, Failure, "vrrp_script s0: the check only prints its help or version")
+}

@@ -72,8 +72,11 @@ func ConfigArg(args []string) string {
 // that runs the configuration checked, as it is now: keepalived forks its
 // VRRP and checker children with the parent's command line.
 func (d *doctor) current() [][]int {
+	if d.procs != nil || len(d.fresh) == 0 {
+		return d.procs
+	}
 	ps, err := d.sys.Processes()
-	if err != nil || len(d.fresh) == 0 {
+	if err != nil {
 		return nil
 	}
 	var out [][]int
@@ -87,6 +90,7 @@ func (d *doctor) current() [][]int {
 		}
 		out = append(out, pids)
 	}
+	d.procs = out
 	return out
 }
 

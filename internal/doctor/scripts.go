@@ -218,12 +218,49 @@ func (d *doctor) checkConfig(sc *keepalived.Script, args []string) (cmdline.Conf
 	return cfg, true
 }
 
+// lookupUser is LookupUser, asked once per name and run: a lookup may
+// run getent, and a configuration may hold thousands of scripts.
+func (d *doctor) lookupUser(name string) (system.User, error) {
+	if r, ok := d.users[name]; ok {
+		return r.user, r.err
+	}
+	u, err := d.sys.LookupUser(name)
+	if d.users == nil {
+		d.users = map[string]userLookup{}
+	}
+	d.users[name] = userLookup{u, err}
+	return u, err
+}
+
+// lookupGroup is LookupGroup, asked once per name and run.
+func (d *doctor) lookupGroup(name string) (uint32, error) {
+	if r, ok := d.groups[name]; ok {
+		return r.gid, r.err
+	}
+	gid, err := d.sys.LookupGroup(name)
+	if d.groups == nil {
+		d.groups = map[string]groupLookup{}
+	}
+	d.groups[name] = groupLookup{gid, err}
+	return gid, err
+}
+
+type userLookup struct {
+	user system.User
+	err  error
+}
+
+type groupLookup struct {
+	gid uint32
+	err error
+}
+
 // scriptUser is the user keepalived runs the script as; false when
 // keepalived would remove the script for want of one.
 func (d *doctor) scriptUser(sc *keepalived.Script) (runAs, bool) {
 	lookup := func(st *keepalived.Statement, removes string) (runAs, bool) {
 		name, group := keepalived.SplitUser(st)
-		u, err := d.sys.LookupUser(name)
+		u, err := d.lookupUser(name)
 		if err != nil {
 			d.fail(st.Pos, "create the user or name an existing one",
 				"user %s does not exist: keepalived %s and the instance runs without it", show(name), removes)
@@ -231,7 +268,7 @@ func (d *doctor) scriptUser(sc *keepalived.Script) (runAs, bool) {
 		}
 		r := runAs{name: u.Name, uid: u.UID, gid: u.GID}
 		if group != "" {
-			gid, err := d.sys.LookupGroup(group)
+			gid, err := d.lookupGroup(group)
 			if err != nil {
 				d.fail(st.Pos, "create the group or name an existing one",
 					"group %s does not exist: keepalived %s and the instance runs without it", show(group), removes)
@@ -247,7 +284,7 @@ func (d *doctor) scriptUser(sc *keepalived.Script) (runAs, bool) {
 	case d.model.Global.ScriptUser != nil:
 		return lookup(d.model.Global.ScriptUser, "removes every vrrp_script without a user of its own")
 	}
-	if u, err := d.sys.LookupUser("keepalived_script"); err == nil {
+	if u, err := d.lookupUser("keepalived_script"); err == nil {
 		d.ok(sc.Stmt.Pos, "vrrp_script %s runs as keepalived_script: the user exists and no script_user is set", show(sc.Name))
 		return runAs{name: u.Name, uid: u.UID, gid: u.GID}, true
 	}

@@ -118,6 +118,46 @@ type Model struct {
 	// Skipped are blocks keepalived skips whole: a vrrp_instance or
 	// vrrp_sync_group without a name, or with one already used.
 	Skipped []Problem
+
+	index *modelIndex // built on first use
+}
+
+// modelIndex finds blocks by name without a scan of every block (a
+// configuration may hold tens of thousands).
+type modelIndex struct {
+	scripts map[string][]*Script    // by name, in order
+	files   map[string][]*TrackFile // by name, in order
+	groupOf map[string]*SyncGroup   // instance name → the group that holds it
+	members map[*SyncGroup][]*Instance
+}
+
+func (m *Model) idx() *modelIndex {
+	if m.index != nil {
+		return m.index
+	}
+	x := &modelIndex{scripts: map[string][]*Script{}, files: map[string][]*TrackFile{},
+		groupOf: map[string]*SyncGroup{}, members: map[*SyncGroup][]*Instance{}}
+	for _, s := range m.Scripts {
+		x.scripts[s.Name] = append(x.scripts[s.Name], s)
+	}
+	for _, t := range m.TrackFiles {
+		x.files[t.Name] = append(x.files[t.Name], t)
+	}
+	// An instance is in the first group that names it (vrrp_sync_set_group).
+	for _, g := range m.SyncGroups {
+		for _, name := range g.Members {
+			if _, taken := x.groupOf[name]; !taken {
+				x.groupOf[name] = g
+			}
+		}
+	}
+	for _, in := range m.Instances {
+		if g := x.groupOf[in.Name]; g != nil {
+			x.members[g] = append(x.members[g], in)
+		}
+	}
+	m.index = x
+	return x
 }
 
 // Model extracts the typed view. Later settings win, as in keepalived,
@@ -357,20 +397,16 @@ func parseVIP(st *Statement) VIP {
 
 // Script finds a vrrp_script by name, the first of that name as keepalived does.
 func (m *Model) Script(name string) *Script {
-	for _, s := range m.Scripts {
-		if s.Name == name {
-			return s
-		}
+	if ss := m.idx().scripts[name]; len(ss) > 0 {
+		return ss[0]
 	}
 	return nil
 }
 
 // TrackFile finds a track_file by name.
 func (m *Model) TrackFile(name string) *TrackFile {
-	for _, t := range m.TrackFiles {
-		if t.Name == name {
-			return t
-		}
+	if ts := m.idx().files[name]; len(ts) > 0 {
+		return ts[0]
 	}
 	return nil
 }

@@ -99,23 +99,32 @@ func (m *Model) Tracking(in *Instance) ([]Tracker, []Ignored) {
 	case in.BasePriority() == 255:
 		dropWeights = "address_owner"
 	}
+	// What the instance's own lines tracked when keepalived read them
+	// (weighted ones included, dropped only later), and what its group's
+	// did: a line that repeats one of them is a duplicate.
+	own, ofGroup := map[any]bool{}, map[any]bool{}
 	for _, ref := range in.TrackScripts {
-		t, why := m.trackScript(in.Name, in.Seq, ref, ts, nil)
+		t, why := m.trackScript(in.Name, in.Seq, ref, own, nil)
 		switch {
 		case why != nil:
 			ig = append(ig, *why)
 		case t.Weight != 0 && dropWeights != "":
+			own[t.Script] = true
 			ig = append(ig, Ignored{Ref: ref, Kind: "track_script", Harmless: true,
 				Why: fmt.Sprintf("(%s) ignoring tracked script %s with weights due to %s", in.Name, t.Name(), dropWeights)})
 		default:
+			own[t.Script] = true
 			ts = append(ts, t)
 		}
 	}
 	for _, ref := range in.TrackFiles {
-		t, why := m.trackFile(in.Name, in.Seq, ref, ts, nil)
-		switch {
-		case why != nil:
+		t, why := m.trackFile(in.Name, in.Seq, ref, own, nil)
+		if why != nil {
 			ig = append(ig, *why)
+			continue
+		}
+		own[t.File] = true
+		switch {
 		case t.Weight == 1 && dropWeights != "":
 			t.Weight = 0
 			t.Cleared = fmt.Sprintf("(%s) ignoring weight from tracked file %s due to %s. specify weight 0", in.Name, t.Name(), dropWeights)
@@ -134,37 +143,46 @@ func (m *Model) Tracking(in *Instance) ([]Tracker, []Ignored) {
 	for _, member := range m.Members(group) {
 		owner = owner || member.BasePriority() == 255
 	}
-	own := len(ts)
-	var fromGroup []Tracker
+	// Where the instance's own trackers are, by what they track.
+	at := map[any]int{}
+	for i, t := range ts {
+		if t.Script != nil {
+			at[t.Script] = i
+		} else {
+			at[t.File] = i
+		}
+	}
 	add := func(t Tracker, why *Ignored) {
 		if why != nil {
 			ig = append(ig, *why)
 			return
 		}
+		var key any = t.File
+		if t.Script != nil {
+			key = t.Script
+		}
+		ofGroup[key] = true
 		t.Group = group
 		if t.Weight != 0 && owner {
 			t.Weight, t.Cleared = 0, fmt.Sprintf("(%s) Cannot have weighted track %s '%s' with member having priority 255 - clearing weight", group.Name, t.noun(), t.Name())
 		}
-		fromGroup = append(fromGroup, t)
 		// The same check on the instance itself: the group's weight
 		// wins unless the instance's is 0 (add_vrrp_to_track_script).
-		for i := range ts[:own] {
-			if ts[i].Script == t.Script && ts[i].File == t.File {
-				if ts[i].Weight != 0 {
-					ts[i].Weight, ts[i].Reverse, ts[i].Group, ts[i].Ref = t.Weight, t.Reverse, group, t.Ref
-				}
-				ig = append(ig, Ignored{Ref: t.Ref, Group: group, Kind: "track_" + t.noun(), Harmless: true,
-					Why: fmt.Sprintf("(%s) track_%s %s is configured on VRRP instance and sync group. Remove vrrp instance config", in.Name, t.noun(), t.Name())})
-				return
+		if i, ok := at[key]; ok {
+			if ts[i].Weight != 0 {
+				ts[i].Weight, ts[i].Reverse, ts[i].Group, ts[i].Ref = t.Weight, t.Reverse, group, t.Ref
 			}
+			ig = append(ig, Ignored{Ref: t.Ref, Group: group, Kind: "track_" + t.noun(), Harmless: true,
+				Why: fmt.Sprintf("(%s) track_%s %s is configured on VRRP instance and sync group. Remove vrrp instance config", in.Name, t.noun(), t.Name())})
+			return
 		}
 		ts = append(ts, t)
 	}
 	for _, ref := range group.TrackScripts {
-		add(m.trackScript(group.Name, group.Seq, ref, fromGroup, group))
+		add(m.trackScript(group.Name, group.Seq, ref, ofGroup, group))
 	}
 	for _, ref := range group.TrackFiles {
-		add(m.trackFile(group.Name, group.Seq, ref, fromGroup, group))
+		add(m.trackFile(group.Name, group.Seq, ref, ofGroup, group))
 	}
 	return ts, ig
 }
@@ -172,15 +190,14 @@ func (m *Model) Tracking(in *Instance) ([]Tracker, []Ignored) {
 // trackScript reads one track_script line of the block named owner (an
 // instance or a sync group) at seq, as alloc_track_script does; seen are
 // the scripts the same block tracks already.
-func (m *Model) trackScript(owner string, seq int, ref TrackRef, seen []Tracker, g *SyncGroup) (Tracker, *Ignored) {
+func (m *Model) trackScript(owner string, seq int, ref TrackRef, seen map[any]bool, g *SyncGroup) (Tracker, *Ignored) {
 	ignored := func(why string, harmless, missing bool) (Tracker, *Ignored) {
 		return Tracker{}, &Ignored{Ref: ref, Group: g, Kind: "track_script", Why: why, Harmless: harmless, Missing: missing}
 	}
 	var sc *Script
 	var removed, later *Script
-	for _, s := range m.Scripts {
+	for _, s := range m.idx().scripts[ref.Name] {
 		switch {
-		case s.Name != ref.Name:
 		case s.Seq > seq:
 			if later == nil {
 				later = s
@@ -199,10 +216,8 @@ func (m *Model) trackScript(owner string, seq int, ref TrackRef, seen []Tracker,
 	case sc == nil:
 		return ignored(fmt.Sprintf("(%s) track script %s not found, ignoring...", owner, ref.Name), false, true)
 	}
-	for _, t := range seen {
-		if t.Script == sc && t.Group == g {
-			return ignored(fmt.Sprintf("(%s) duplicate track_script %s - ignoring", owner, ref.Name), true, false)
-		}
+	if seen[sc] {
+		return ignored(fmt.Sprintf("(%s) duplicate track_script %s - ignoring", owner, ref.Name), true, false)
 	}
 	switch {
 	case len(ref.Stmt.Words) >= 2 && ref.Stmt.Words[1] != "weight":
@@ -215,14 +230,13 @@ func (m *Model) trackScript(owner string, seq int, ref TrackRef, seen []Tracker,
 }
 
 // trackFile reads one track_file line as vrrp_alloc_track_file does.
-func (m *Model) trackFile(owner string, seq int, ref TrackRef, seen []Tracker, g *SyncGroup) (Tracker, *Ignored) {
+func (m *Model) trackFile(owner string, seq int, ref TrackRef, seen map[any]bool, g *SyncGroup) (Tracker, *Ignored) {
 	ignored := func(why string, harmless, missing bool) (Tracker, *Ignored) {
 		return Tracker{}, &Ignored{Ref: ref, Group: g, Kind: "track_file", Why: why, Harmless: harmless, Missing: missing}
 	}
 	var tf, removed, later *TrackFile
-	for _, t := range m.TrackFiles {
+	for _, t := range m.idx().files[ref.Name] {
 		switch {
-		case t.Name != ref.Name:
 		case t.Seq > seq:
 			if later == nil {
 				later = t
@@ -241,10 +255,8 @@ func (m *Model) trackFile(owner string, seq int, ref TrackRef, seen []Tracker, g
 	case tf == nil:
 		return ignored(fmt.Sprintf("(%s) track file %s not found, ignoring...", owner, ref.Name), false, true)
 	}
-	for _, t := range seen {
-		if t.File == tf && t.Group == g {
-			return ignored(fmt.Sprintf("(%s) duplicate track_file %s - ignoring", owner, ref.Name), true, false)
-		}
+	if seen[tf] {
+		return ignored(fmt.Sprintf("(%s) duplicate track_file %s - ignoring", owner, ref.Name), true, false)
 	}
 	ws := ref.Stmt.Words
 	switch {
@@ -262,24 +274,11 @@ func (m *Model) trackFile(owner string, seq int, ref TrackRef, seen []Tracker, g
 // GroupOf is the sync group the instance belongs to: the first whose
 // group block names it (an instance is in one group at most), nil if none.
 func (m *Model) GroupOf(in *Instance) *SyncGroup {
-	for _, g := range m.SyncGroups {
-		for _, name := range g.Members {
-			if name == in.Name {
-				return g
-			}
-		}
-	}
-	return nil
+	return m.idx().groupOf[in.Name]
 }
 
 // Members are the instances the sync group holds (names of no instance,
 // or of one an earlier group holds, are ignored).
 func (m *Model) Members(g *SyncGroup) []*Instance {
-	var out []*Instance
-	for _, in := range m.Instances {
-		if m.GroupOf(in) == g {
-			out = append(out, in)
-		}
-	}
-	return out
+	return m.idx().members[g]
 }
