@@ -623,3 +623,17 @@ func TestDecomment(t *testing.T) {
 		t.Error(`a quote in a comment was counted`)
 	}
 }
+
+// TestManPageQuotedScript: keepalived.conf(5) of 2.3.3 (lines 143-155)
+// shows how a script line with quotes and escapes becomes arguments; the
+// same line in a vrrp_script is read so by keepalived 2.3.3.
+func TestManPageQuotedScript(t *testing.T) {
+	text := "$SG_NAME=SG1\n$INST=low\nvrrp_script s {\n" +
+		`    script "/etc/keepalived/notify_event.sh ' spaces\\x20f\x69le ' '\"s p a c e \"' ${SG_NAME}.$INST master"` + "\n}\n"
+	c := load(t, mapFS(map[string]string{"/k.conf": text}), "/k.conf")
+	args, extra, err := c.Model().Scripts[0].Args(Version{2, 3, 3})
+	want := []string{"/etc/keepalived/notify_event.sh", ` spaces\x20file `, `"s p a c e "`, "SG1.low", "master"}
+	if err != nil || extra != nil || !reflect.DeepEqual(args, want) {
+		t.Errorf("args %q extra %q err %v, want %q", args, extra, err, want)
+	}
+}
