@@ -180,8 +180,11 @@ func (d *doctor) asks(sc *keepalived.Script, c command, cfg cmdline.Config, isPV
 	for _, u := range asked {
 		patroniURL = d.judgeURL(pos, who, u) || patroniURL
 	}
+	// curl decides the exit status when nothing follows it: on its own, or
+	// alone in sh -c.
+	alone := c.script == "" || len(shellCommands(c.script)) == 1
 	switch {
-	case patroniURL && name == "curl" && c.script == "" && !curlFails(c.argv) && len(c.problems) == 0:
+	case patroniURL && name == "curl" && alone && !curlFails(c.argv) && len(c.problems) == 0:
 		d.fail(pos, "add --fail (and --max-time), or use patroni-vip-check",
 			"%s: curl exits 0 on any answer, Patroni's 503 included, without --fail: every node whose Patroni answers passes, replicas too", who)
 	case patroniURL:

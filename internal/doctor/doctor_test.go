@@ -971,6 +971,16 @@ func TestWhatTheCheckAsks(t *testing.T) {
 	want(t, fs, Warning, "asks http://198.51.100.11:8008/health: Patroni answers /health 200 on every node")
 	want(t, fs, Failure, "curl exits 0 on any answer, Patroni's 503 included, without --fail: every node whose Patroni answers passes")
 	n = newNode(t, "keepalived.conf", v227)
+	n.setScript(t, `script "/bin/sh -c '/usr/bin/curl -s http://198.51.100.11:8008/primary'"`)
+	want(t, n.run(), Failure, "curl exits 0 on any answer")
+	n = newNode(t, "keepalived.conf", v227)
+	n.setScript(t, `script "/bin/sh -c '/usr/bin/curl -s http://198.51.100.11:8008/primary | grep -q running'"`)
+	for _, f := range n.run() {
+		if strings.Contains(f.Msg, "curl exits 0") {
+			t.Errorf("curl in a pipeline: %s", f)
+		}
+	}
+	n = newNode(t, "keepalived.conf", v227)
 	n.setScript(t, `script "/usr/bin/curl -X GET -I --fail http://198.51.100.11:8008/primary"`)
 	n.sys.Files["/usr/bin/curl"] = &systemtest.File{Mode: 0o755, Data: elfHeader()}
 	none(t, n.run(), Warning)
