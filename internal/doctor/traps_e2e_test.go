@@ -301,7 +301,9 @@ func TestTrackFileDirectoryMissingTakesTheVIP(t *testing.T) {
 		conf := l.watch()
 		l.start(conf)
 		if l.f.version.AtLeast(keepalived.Version{Major: 2, Minor: 2, Patch: 8}) {
-			l.expectLog("realpath() error 2 (No such file or directory) for " + script)
+			// keepalived's parent and VRRP child write to the same pipe,
+			// and a line was once cut by the other's: match its start.
+			l.expectLog("realpath() error 2 (No such file")
 			l.expectLog("track file " + script + " not found, ignoring")
 		} else {
 			l.expectLog("Track file directory for " + script + " does not exist - removing")
