@@ -15,13 +15,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/patroni-vip-check/patroni-vip-check/check"
 	"github.com/patroni-vip-check/patroni-vip-check/internal/cmdline"
 	"github.com/patroni-vip-check/patroni-vip-check/internal/keepalived"
 	"github.com/patroni-vip-check/patroni-vip-check/internal/patroni"
+	"github.com/patroni-vip-check/patroni-vip-check/internal/sink"
 	"github.com/patroni-vip-check/patroni-vip-check/internal/system"
 	"github.com/patroni-vip-check/patroni-vip-check/internal/vipconf"
 )
@@ -64,7 +63,9 @@ func (f Finding) String() string {
 	if f.Fix != "" {
 		b.WriteString("; " + f.Fix)
 	}
-	return strings.ReplaceAll(b.String(), "\n", " ")
+	// Values are shown escaped already; this catches any a message or a
+	// fix quotes as it is (a name, a path), and bounds the line.
+	return sink.Clean(b.String(), maxLine)
 }
 
 // Options say what to diagnose.
@@ -107,6 +108,10 @@ type doctor struct {
 	model   *keepalived.Model
 	version keepalived.Version
 	running []keepalivedProcess
+	fresh   []keepalivedProcess // those that run the configuration checked, as it is
+	procs   [][]int             // their processes, children included (current)
+	users   map[string]userLookup
+	groups  map[string]groupLookup
 	patroni *patroni.Config
 	selinux selinuxState
 	ifaces  []system.Interface
@@ -165,13 +170,13 @@ func Run(ctx context.Context, sys system.System, opts Options) []Finding {
 	d.globals()
 	gates := d.instances()
 	for _, sc := range d.model.Scripts {
-		if gates.scripts[sc.Name] {
+		if gates.scripts[sc] {
 			d.script(sc)
 		}
 	}
 	for _, tf := range d.model.TrackFiles {
-		if refs := gates.files[tf.Name]; len(refs) > 0 {
-			d.trackFile(tf, refs)
+		if uses := gates.files[tf]; len(uses) > 0 {
+			d.trackFile(tf, uses)
 		}
 	}
 	if gates.watch {
@@ -232,23 +237,19 @@ func (d *doctor) loadPatroni() {
 	}
 }
 
+// maxShown bounds one value from outside in a finding.
+const maxShown = 300
+
+// maxLine bounds a finding's line.
+const maxLine = 4096
+
 // show makes a value from outside safe and short for a one-line finding:
 // a password in a URL (a script line's, an error's) shows as xxxxx, as in
-// the check's own lines, and the rest is cut to 300 bytes and quoted if it
-// holds anything unprintable.
+// the check's own lines, and every byte that is not printable UTF-8 is
+// spelled out as the check's log lines spell it (sink.Clean: \n, \x9b,
+// \u{202e}), the whole cut to 300 bytes.
 func show(s string) string {
-	s = check.RedactText(s)
-	if len(s) > 300 {
-		n := 300
-		for n > 0 && !utf8.RuneStart(s[n]) {
-			n--
-		}
-		s = s[:n] + "..."
-	}
-	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
-		return strconv.Quote(s)
-	}
-	return s
+	return sink.Clean(check.RedactText(s), maxShown)
 }
 
 func plural(n int, what string) string {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/patroni-vip-check/patroni-vip-check/check"
 	"github.com/patroni-vip-check/patroni-vip-check/internal/keepalived"
@@ -128,6 +130,12 @@ func newNode(t *testing.T, example string, v keepalived.Version) *node {
 		"/usr/bin/patroni-vip-check": func(c system.Cmd) system.Result { return n.check.run(c) },
 		"/usr/bin/systemctl":         n.systemctl("active"),
 	}
+	// keepalived's VRRP child watches the track file's directory.
+	w, err := n.sys.WatchOf("/run/keepalived-patroni-vip-check")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.sys.Inotify = map[int][]system.Watch{101: {{Dev: 1, Ino: 12345}, w}}
 	return n
 }
 
@@ -373,7 +381,7 @@ func TestWeights(t *testing.T) {
 	n := newNode(t, "keepalived.conf", v227)
 	n.edit(t, "        patroni_primary\n    }\n}", "        patroni_primary weight -20\n    }\n}")
 	fs := n.run()
-	want(t, fs, Failure, fmt.Sprintf("keepalived.conf:%d: track_script patroni_primary has weight -20: a failing check only changes the priority and the node may keep the VIP; remove the weight", n.line(t, "patroni_primary weight -20")))
+	want(t, fs, Failure, fmt.Sprintf("keepalived.conf:%d: vrrp_instance patroni_vip: track_script patroni_primary has weight -20: a failing check only changes the priority and the node may keep the VIP; remove the weight", n.line(t, "patroni_primary weight -20")))
 	want(t, fs, Failure, "vrrp_instance patroni_vip has no check that can put it in FAULT")
 
 	n = newNode(t, "keepalived.conf", v227)
@@ -542,7 +550,7 @@ func TestGating(t *testing.T) {
 
 	n = newNode(t, "keepalived.conf", v227)
 	n.edit(t, "        patroni_primary\n    }\n}", "        patroni_check\n    }\n}")
-	want(t, n.run(), Failure, "track_script patroni_check: no vrrp_script of that name")
+	want(t, n.run(), Failure, "track_script patroni_check: keepalived ignores this line ((patroni_vip) track script patroni_check not found, ignoring...): the check is not applied", "define vrrp_script patroni_check before the block that tracks it")
 
 	n = newNode(t, "keepalived.conf", v227)
 	n.edit(t, `script "/usr/bin/patroni-vip-check http://198.51.100.11:8008/primary"`, `script /usr/bin/patroni-vip-check http://198.51.100.11:8008/primary`)
@@ -665,4 +673,420 @@ func TestNoPasswordInFindings(t *testing.T) {
 			t.Errorf("no finding names the URL (%s):\n%v", edit.to, fs)
 		}
 	}
+}
+
+// TestInvertedGate: "weight 0 reverse" on a tracked script puts the
+// instance in FAULT while the check passes: the primary never holds the
+// VIP. Wherever it is written, and however the track_script line
+// overrides it, it is read as keepalived reads it.
+func TestInvertedGate(t *testing.T) {
+	const inverted = "has weight 0 reverse: keepalived puts the instance in FAULT while the check passes and lets it take the VIP while it fails: the primary never holds the VIP, and every replica is a candidate"
+	cases := []struct {
+		name, script, ref string
+		fix               string // "" when the gate is right
+	}{
+		{"in vrrp_script", "    weight 0 reverse\n", "patroni_primary", "remove reverse from vrrp_script patroni_primary (or track it as patroni_primary weight 0 noreverse)"},
+		{"in track_script", "", "patroni_primary weight 0 reverse", "remove reverse"},
+		{"a weight override keeps the script's reverse", "    weight 0 reverse\n", "patroni_primary weight 0", "remove reverse from vrrp_script"},
+		{"noreverse undoes it", "    weight 0 reverse\n", "patroni_primary weight 0 noreverse", ""},
+		{"the manual's no_reverse does not", "    weight 0 reverse\n", "patroni_primary weight 0 no_reverse", "remove reverse from vrrp_script"},
+	}
+	for _, tc := range cases {
+		n := newNode(t, "keepalived.conf", v227)
+		n.edit(t, "    fall 1\n", "    fall 1\n"+tc.script)
+		n.edit(t, "        patroni_primary\n    }\n}", "        "+tc.ref+"\n    }\n}")
+		fs := n.run()
+		if tc.fix == "" {
+			none(t, fs, Failure)
+			want(t, fs, OK, "vrrp_instance patroni_vip is gated by vrrp_script patroni_primary, without weight")
+			continue
+		}
+		line := n.line(t, "        "+tc.ref+"\n")
+		if !strings.HasSuffix(tc.ref, " reverse") {
+			line = n.line(t, tc.script)
+		}
+		want(t, fs, Failure, fmt.Sprintf("keepalived.conf:%d: vrrp_instance patroni_vip: track_script patroni_primary %s", line, inverted), tc.fix)
+		want(t, fs, Failure, "vrrp_instance patroni_vip has no check that can put it in FAULT")
+		for _, f := range fs {
+			if f.Level == OK && strings.Contains(f.Msg, "is gated by") {
+				t.Errorf("%s: %s", tc.name, f)
+			}
+		}
+	}
+}
+
+// TestTrackingLines: lines keepalived drops are failures where they were
+// meant to gate, warnings where they change nothing.
+func TestTrackingLines(t *testing.T) {
+	n := newNode(t, "keepalived.conf", v227)
+	n.edit(t, "        patroni_primary\n    }\n}", "        patroni_primary reverse\n    }\n}")
+	fs := n.run()
+	want(t, fs, Failure, "track_script patroni_primary: keepalived ignores this line ((patroni_vip) unknown track script option reverse - ignoring): the check is not applied")
+	want(t, fs, Failure, "vrrp_instance patroni_vip has no check that can put it in FAULT")
+
+	// A vrrp_script after the instance is "not found" where keepalived
+	// reads the track_script line.
+	n = newNode(t, "keepalived.conf", v227)
+	f := n.sys.Files[conf]
+	text := string(f.Data)
+	start, end := strings.Index(text, "vrrp_script patroni_primary {"), strings.Index(text, "vrrp_instance patroni_vip {")
+	f.Data = []byte(text[:start] + text[end:] + "\n" + text[start:end])
+	fs = n.run()
+	want(t, fs, Failure, "track script patroni_primary not found, ignoring...: vrrp_script patroni_primary comes after this line")
+	want(t, fs, Failure, "has no check that can put it in FAULT")
+
+	n = newNode(t, "keepalived.conf", v227)
+	n.edit(t, "        patroni_primary\n    }\n}", "        patroni_primary\n        patroni_primary\n    }\n}")
+	fs = n.run()
+	want(t, fs, Warning, "duplicate track_script patroni_primary - ignoring", "remove the line")
+	none(t, fs, Failure)
+}
+
+// TestSyncGroup: a track_script on a vrrp_sync_group gates each of its
+// instances; weighted checks on a member are dropped.
+func TestSyncGroup(t *testing.T) {
+	n := newNode(t, "keepalived.conf", v227)
+	n.edit(t, "    track_script {\n        patroni_primary\n    }\n}", "}\nvrrp_sync_group pg {\n    group {\n        patroni_vip\n    }\n    track_script {\n        patroni_primary\n    }\n}")
+	fs := n.run()
+	none(t, fs, Failure)
+	want(t, fs, OK, fmt.Sprintf("keepalived.conf:%d: vrrp_instance patroni_vip is gated by vrrp_script patroni_primary (from vrrp_sync_group pg), without weight", n.line(t, "        patroni_primary\n    }\n}")))
+	want(t, fs, OK, "vrrp_script patroni_primary: http://198.51.100.11:8008/primary says this node may hold the VIP")
+
+	// The instance's own weighted check is dropped; without the group's,
+	// nothing gates.
+	n = newNode(t, "keepalived.conf", v227)
+	n.edit(t, "        patroni_primary\n    }\n}", "        patroni_primary weight -20\n    }\n}\nvrrp_sync_group pg {\n    group {\n        patroni_vip\n    }\n}")
+	fs = n.run()
+	want(t, fs, Warning, "(patroni_vip) ignoring tracked script patroni_primary with weights due to SYNC group")
+	want(t, fs, Failure, "vrrp_instance patroni_vip has no check that can put it in FAULT")
+
+	// A group whose group block names no instance gates nothing.
+	n = newNode(t, "keepalived.conf", v227)
+	n.edit(t, "    track_script {\n        patroni_primary\n    }\n}", "}\nvrrp_sync_group pg {\n    group {\n        other\n    }\n    track_script {\n        patroni_primary\n    }\n}")
+	want(t, n.run(), Failure, "vrrp_instance patroni_vip tracks no script and no file")
+}
+
+// TestRouterID: without a valid virtual_router_id keepalived's VRRP
+// process stops: no VIP on any node.
+func TestRouterID(t *testing.T) {
+	for _, tc := range []struct{ edit, want string }{
+		{"", "vrrp_instance patroni_vip has no virtual_router_id: keepalived's VRRP process stops at start (\"the virtual router id must be set\") and no node holds the VIP"},
+		{"    virtual_router_id 0\n", "virtual_router_id 0 is not a number from 1 to 255"},
+		{"    virtual_router_id 256\n", "virtual_router_id 256 is not a number from 1 to 255"},
+		{"    virtual_router_id 51a\n", "virtual_router_id 51a is not a number from 1 to 255"},
+	} {
+		n := newNode(t, "keepalived.conf", v227)
+		n.edit(t, "    virtual_router_id 51\n", tc.edit)
+		want(t, n.run(), Failure, tc.want, "set virtual_router_id to a number from 1 to 255")
+	}
+}
+
+// TestVRRPVersion: accept under strict mode is judged by the version the
+// instance speaks, the global vrrp_version included.
+func TestVRRPVersion(t *testing.T) {
+	n := newNode(t, "keepalived.conf", v227)
+	n.edit(t, "    version 3\n", "")
+	n.edit(t, "global_defs {\n", "global_defs {\n    vrrp_version 3\n    vrrp_strict\n")
+	fs := n.run()
+	want(t, fs, OK, "vrrp_instance patroni_vip accepts traffic to its VIPs")
+	none(t, fs, Failure)
+	n.edit(t, "    vrrp_version 3\n", "")
+	want(t, n.run(), Failure, "vrrp_strict (which forces no_accept)")
+
+	// Strict mode (and VRRP version 3) need a VIP.
+	n = newNode(t, "keepalived.conf", v227)
+	n.edit(t, "    virtual_ipaddress {\n        198.51.100.100/24 dev eth0 label eth0:1\n    }\n", "")
+	want(t, n.run(), Failure, "vrrp_instance patroni_vip has no virtual_ipaddress keepalived can use: keepalived's VRRP process stops at start (\"No VIP specified; at least one is required\")")
+}
+
+// TestAuthentication: what protects the adverts.
+func TestAuthentication(t *testing.T) {
+	const auth = "    authentication {\n        auth_type PASS\n        auth_pass %s\n    }\n"
+	n := newNode(t, "keepalived.conf", v227)
+	n.edit(t, "    accept\n", "    accept\n"+fmt.Sprintf(auth, "s3cret"))
+	fs := n.run()
+	want(t, fs, Warning, `keepalived ignores authentication ("VRRP version 3 does not support authentication"): the adverts carry no password`, "remove the authentication block")
+	want(t, fs, OK, "takes adverts from its unicast peers only (check_unicast_src)")
+
+	n = newNode(t, "keepalived.conf", v227)
+	n.edit(t, "    version 3\n", "    version 2\n")
+	n.edit(t, "    accept\n", "    accept\n"+fmt.Sprintf(auth, "longer-than-8"))
+	fs = n.run()
+	want(t, fs, Warning, fmt.Sprintf("keepalived.conf:%d: vrrp_instance patroni_vip: auth_type PASS sends the password in clear text", n.line(t, "        auth_type")), "protect VRRP with unicast_peer and check_unicast_src")
+	want(t, fs, Warning, fmt.Sprintf("keepalived.conf:%d: vrrp_instance patroni_vip: auth_pass is longer than 8 characters", n.line(t, "        auth_pass")), "use at most 8 characters")
+	for _, f := range fs {
+		if strings.Contains(f.String(), "longer-than") || strings.Contains(f.String(), "longer-t") {
+			t.Errorf("the password shows: %s", f)
+		}
+	}
+
+	n = newNode(t, "keepalived.conf", v227)
+	n.edit(t, "    check_unicast_src\n", "")
+	want(t, n.run(), Warning, "vrrp_instance patroni_vip takes adverts from any address", "add check_unicast_src")
+	n.edit(t, "    unicast_src_ip 198.51.100.11\n    unicast_peer {\n        198.51.100.12\n        198.51.100.13\n    }\n", "")
+	want(t, n.run(), Warning, "uses multicast and takes adverts from any host of its network")
+}
+
+// setScript replaces the shipped example's script line.
+func (n *node) setScript(t *testing.T, line string) {
+	t.Helper()
+	n.edit(t, `script "/usr/bin/patroni-vip-check http://198.51.100.11:8008/primary"`, line)
+}
+
+// TestShellSyntaxWithoutShell: keepalived execs the program: a pipe or a
+// redirection is an argument, and the line never does what it says.
+func TestShellSyntaxWithoutShell(t *testing.T) {
+	for _, tc := range []struct{ line, ops string }{
+		{`script "/usr/bin/curl -s --fail http://198.51.100.11:8008/patroni | grep -q primary"`, "|"},
+		{`script "/usr/bin/curl -s http://127.0.0.1:8008/leader -v 2>&1|grep '200 OK' >/dev/null"`, "> |"},
+		{`script "/usr/bin/test -f /tmp/x && /usr/bin/curl -sf http://198.51.100.11:8008/primary"`, "&&"},
+		{`script "/usr/bin/curl -sf http://$(hostname):8008/primary"`, "$(...)"},
+		{`script "/usr/bin/curl -sf http://${NODE}:8008/primary"`, "$VARIABLE"},
+	} {
+		n := newNode(t, "keepalived.conf", v227)
+		n.setScript(t, tc.line)
+		fs := n.run()
+		want(t, fs, Failure, fmt.Sprintf(":%d: vrrp_script patroni_primary: keepalived runs /usr/bin/", n.line(t, "    script ")), "directly, with no shell: "+tc.ops+" and the words around them are passed to", "run a shell explicitly")
+	}
+	// Inside sh -c they are the shell's.
+	n := newNode(t, "keepalived.conf", v227)
+	n.setScript(t, `script "/bin/sh -c '/usr/bin/curl -s http://198.51.100.11:8008/primary | grep -q running'"`)
+	n.sys.Files["/usr/bin/sh"] = &systemtest.File{Mode: 0o755, Data: elfHeader()}
+	n.sys.Files["/bin"] = &systemtest.File{Mode: fs.ModeSymlink | 0o777, Target: "usr/bin"}
+	n.sys.Files["/usr/bin/curl"] = &systemtest.File{Mode: 0o755, Data: elfHeader()}
+	got := n.run()
+	for _, f := range got {
+		if strings.Contains(f.Msg, "no shell") {
+			t.Errorf("sh -c: %s", f)
+		}
+	}
+	want(t, got, OK, "vrrp_script patroni_primary: sh -c runs /usr/bin/curl, root's all along its path")
+}
+
+// TestSystemLine: a line that starts "</" is run by /bin/sh, with no path
+// check; /dev/tcp is bash's.
+func TestSystemLine(t *testing.T) {
+	n := newNode(t, "keepalived.conf", v227)
+	n.setScript(t, `script "</dev/tcp/198.51.100.11/8008"`)
+	n.sys.Files["/bin"] = &systemtest.File{Mode: fs.ModeSymlink | 0o777, Target: "usr/bin"}
+	n.sys.Files["/usr/bin/sh"] = &systemtest.File{Mode: fs.ModeSymlink | 0o777, Target: "dash"}
+	n.sys.Files["/usr/bin/dash"] = &systemtest.File{Mode: 0o755, Data: elfHeader()}
+	fs := n.run()
+	for _, f := range fs {
+		if strings.Contains(f.Msg, "relative") || strings.Contains(f.Msg, "cannot be accessed") {
+			t.Errorf("a false alarm: %s", f)
+		}
+	}
+	want(t, fs, Warning, "vrrp_script patroni_primary only checks that a TCP connection to 198.51.100.11 port 8008 opens: every node where it listens passes, replicas too")
+	want(t, fs, Failure, "keepalived runs it with /bin/sh, which is dash here and has no /dev/tcp/", "fails at every run: this node never holds the VIP")
+
+	n.sys.Files["/usr/bin/sh"].Target = "bash"
+	n.sys.Files["/usr/bin/bash"] = &systemtest.File{Mode: 0o755, Data: elfHeader()}
+	fs = n.run()
+	want(t, fs, OK, "keepalived runs it with /bin/sh, which is bash here: /dev/tcp/198.51.100.11/8008 opens a connection")
+	none(t, fs, Failure)
+
+	n = newNode(t, "keepalived.conf", v227)
+	n.setScript(t, `script "</dev/tcp/198.51.100.11/8008 && /usr/bin/curl -sf http://198.51.100.11:8008/primary"`)
+	want(t, n.run(), Failure, "keepalived runs the line with /bin/sh but puts each word after the first in single quotes: '&&' '/usr/bin/curl' '-sf'", "the shell runs a command named '&&'")
+}
+
+// TestWrappers: the program a wrapper runs does the check: its path, its
+// owners and what it asks are judged too.
+func TestWrappers(t *testing.T) {
+	dir := fs.ModeDir
+	n := newNode(t, "keepalived.conf", v227)
+	n.sys.Files["/usr/bin/timeout"] = &systemtest.File{Mode: 0o755, Data: elfHeader()}
+	n.sys.Files["/opt/pvc"] = &systemtest.File{Mode: dir | 0o777}
+	n.sys.Files["/opt/pvc/patroni-vip-check"] = &systemtest.File{Mode: 0o755, Data: elfHeader()}
+	n.sys.Commands["/opt/pvc/patroni-vip-check"] = n.check.run
+	n.setScript(t, `script "/usr/bin/timeout 3 /opt/pvc/patroni-vip-check --timeout 500ms http://198.51.100.11:8008/primary"`)
+	fs := n.run()
+	want(t, fs, Warning, "vrrp_script patroni_primary: timeout runs /opt/pvc/patroni-vip-check, and /opt/pvc is writable by others (0777): keepalived checks only what it runs itself (/usr/bin/timeout)")
+	want(t, fs, OK, "vrrp_script patroni_primary: /opt/pvc/patroni-vip-check runs: patroni-vip-check 1.2.3")
+	want(t, fs, OK, "keepalived's timeout 1s is above the check's --timeout 500ms")
+	want(t, fs, OK, "http://198.51.100.11:8008/primary says this node may hold the VIP")
+	if !slices.Contains(n.check.args, "--timeout=500ms") {
+		t.Errorf("the wrapped check was not run with its flags: %q", n.check.args)
+	}
+
+	// A wrapped program that is missing fails at every run.
+	n = newNode(t, "keepalived.conf", v227)
+	n.sys.Files["/usr/bin/timeout"] = &systemtest.File{Mode: 0o755, Data: elfHeader()}
+	n.setScript(t, `script "/usr/bin/timeout 3 /opt/keepalived/scripts/chk_patroni_leader.sh"`)
+	want(t, n.run(), Failure, "timeout runs /opt/keepalived/scripts/chk_patroni_leader.sh, which cannot be accessed", "this node never holds the VIP")
+
+	// A wrapped script: what it asks.
+	n.sys.Files["/opt/keepalived/scripts/chk_patroni_leader.sh"] = &systemtest.File{Mode: 0o755,
+		Data: []byte("#!/bin/sh\nPATRONICTL_OUT=$(/usr/bin/patronictl -c /etc/patroni/config.yml list --format json)\n")}
+	n.sys.Files["/bin/sh"] = &systemtest.File{Mode: 0o755, Data: elfHeader()}
+	fs = n.run()
+	want(t, fs, OK, "chk_patroni_leader.sh asks patronictl")
+	none(t, fs, Failure)
+	n.sys.Files["/opt/keepalived/scripts/chk_patroni_leader.sh"].Data = []byte("#!/bin/sh\nROLE=$(curl -s http://$IP:8008/ | grep -o role)\n")
+	want(t, n.run(), Warning, "asks http://$IP:8008/: Patroni answers / as it answers /primary")
+	n.sys.Files["/opt/keepalived/scripts/chk_patroni_leader.sh"].Data = []byte("#!/bin/sh\nexec /usr/bin/pgrep haproxy\n")
+	want(t, n.run(), Warning, "chk_patroni_leader.sh asks neither Patroni's REST API nor patronictl: the VIP follows what it checks, not the primary")
+
+	// A check of a process is no Patroni check.
+	n = newNode(t, "keepalived.conf", v227)
+	n.setScript(t, `script "/usr/bin/killall -0 haproxy"`)
+	want(t, n.run(), Warning, "vrrp_script patroni_primary checks that a process runs (/usr/bin/killall -0 haproxy): it does not ask Patroni")
+
+	// env with no command, sh with nothing to run.
+	n = newNode(t, "keepalived.conf", v227)
+	n.setScript(t, `script "/usr/bin/env -i PATH=/bin"`)
+	want(t, n.run(), Failure, "env is given no command to run")
+}
+
+// TestConfigFindingsWithoutTheScript: what the configuration says about
+// timers and fall is said whatever the machine holds.
+func TestConfigFindingsWithoutTheScript(t *testing.T) {
+	n := newNode(t, "keepalived-2.3.conf", v227)
+	delete(n.sys.Files, "/usr/bin/patroni-vip-check")
+	n.edit(t, "    fall 1\n", "    fall 3\n")
+	fs := n.run()
+	want(t, fs, Failure, "cannot be accessed")
+	want(t, fs, Failure, "interval 0.2: invalid number '0.2'")
+	want(t, fs, Failure, "timeout 0.5: invalid number")
+	want(t, fs, Warning, "fall 3 keeps the VIP on a node that stopped being primary for 2 more runs")
+}
+
+// TestWhatTheCheckAsks: a role endpoint, where Patroni listens.
+func TestWhatTheCheckAsks(t *testing.T) {
+	for endpoint, says := range map[string]string{
+		"/health":  "Patroni answers /health 200 on every node where PostgreSQL runs, replicas too",
+		"/patroni": "Patroni answers /patroni 200 whenever Patroni answers",
+		"/leader":  "Patroni answers /leader 200 on the holder of the leader lock, also on a standby cluster's standby leader",
+		"/":        "Patroni answers / as it answers /primary",
+	} {
+		n := newNode(t, "keepalived.conf", v227)
+		n.edit(t, "198.51.100.11:8008/primary", "198.51.100.11:8008"+endpoint)
+		want(t, n.run(), Warning, "vrrp_script patroni_primary asks http://198.51.100.11:8008"+endpoint+": "+says)
+	}
+	// The same from curl, which also needs --fail.
+	n := newNode(t, "keepalived.conf", v227)
+	n.setScript(t, `script "/usr/bin/curl -s http://198.51.100.11:8008/health"`)
+	fs := n.run()
+	want(t, fs, Warning, "asks http://198.51.100.11:8008/health: Patroni answers /health 200 on every node")
+	want(t, fs, Failure, "curl exits 0 on any answer, Patroni's 503 included, without --fail: every node whose Patroni answers passes")
+	n = newNode(t, "keepalived.conf", v227)
+	n.setScript(t, `script "/bin/sh -c '/usr/bin/curl -s http://198.51.100.11:8008/primary'"`)
+	want(t, n.run(), Failure, "curl exits 0 on any answer")
+	n = newNode(t, "keepalived.conf", v227)
+	n.setScript(t, `script "/bin/sh -c '/usr/bin/curl -s http://198.51.100.11:8008/primary | grep -q running'"`)
+	for _, f := range n.run() {
+		if strings.Contains(f.Msg, "curl exits 0") {
+			t.Errorf("curl in a pipeline: %s", f)
+		}
+	}
+	n = newNode(t, "keepalived.conf", v227)
+	n.setScript(t, `script "/usr/bin/curl -X GET -I --fail http://198.51.100.11:8008/primary"`)
+	n.sys.Files["/usr/bin/curl"] = &systemtest.File{Mode: 0o755, Data: elfHeader()}
+	none(t, n.run(), Warning)
+
+	// The loopback address, where Patroni listens on the node's address.
+	n = newNode(t, "keepalived.conf", v227)
+	f := n.sys.Files["/etc/patroni/15-main.yml"]
+	f.Data = []byte(strings.Replace(string(f.Data), "listen: 0.0.0.0:8008", "listen: 198.51.100.11:8008", 1))
+	n.edit(t, "198.51.100.11:8008/primary", "127.0.0.1:8008/primary")
+	want(t, n.run(), Warning, "vrrp_script patroni_primary asks 127.0.0.1, but Patroni's REST API listens on 198.51.100.11:8008 only (restapi.listen in /etc/patroni/15-main.yml): nothing answers there", "ask http://198.51.100.11:8008/primary")
+	n.edit(t, "127.0.0.1:8008/primary", "localhost:8008/primary")
+	want(t, n.run(), Warning, "asks localhost, but Patroni's REST API listens on 198.51.100.11:8008 only")
+}
+
+// TestOutputIsEscaped: whatever bytes a configuration holds, a finding's
+// line holds only printable UTF-8, each other byte spelled out as the
+// check's log lines spell it (sink.Clean), and every value is bounded.
+func TestOutputIsEscaped(t *testing.T) {
+	n := newNode(t, "keepalived.conf", v227)
+	name := "pat\x9broni\xff\x1b[31m\u202e"
+	n.edit(t, "vrrp_script patroni_primary {", "vrrp_script "+name+" {\n    weight -20")
+	n.edit(t, "        patroni_primary\n    }\n}", "        "+name+"\n    }\n}")
+	n.edit(t, "198.51.100.11:8008/primary", "198.51.100.11:8008/primary?"+strings.Repeat("a", 2000))
+	fs := n.run()
+	escaped := false
+	for _, f := range fs {
+		line := f.String()
+		if !utf8.ValidString(line) {
+			t.Errorf("not UTF-8: %q", line)
+		}
+		for _, r := range line {
+			if r != ' ' && !unicode.IsPrint(r) {
+				t.Errorf("unprintable %U in %q", r, line)
+				break
+			}
+		}
+		if strings.Contains(line, strings.Repeat("a", 400)) {
+			t.Errorf("a value is not bounded: %d bytes", len(line))
+		}
+		escaped = escaped || strings.Contains(line, `pat\x9broni\xff\x1b[31m\u{202e}`)
+	}
+	if !escaped {
+		t.Errorf("no finding names the script as sink.Clean spells it:\n%s", lines(fs))
+	}
+	// A fix quotes the name too.
+	want(t, fs, Failure, `remove the weight from vrrp_script pat\x9broni\xff\x1b[31m\u{202e}`)
+}
+
+// TestTrackDirMadeAgain: keepalived's inotify watch stays on the
+// directory it watched at start; one made again since is not watched.
+func TestTrackDirMadeAgain(t *testing.T) {
+	n := newNode(t, "keepalived-watch.conf", v227)
+	want(t, n.run(), OK, "track_file patroni_primary: keepalived (pid 101) watches /run/keepalived-patroni-vip-check")
+
+	n.sys.Inotify[101] = []system.Watch{{Dev: 1, Ino: 12345}}
+	want(t, n.run(), Failure, fmt.Sprintf("keepalived.conf:%d: track_file patroni_primary: keepalived (pid 100) does not watch /run/keepalived-patroni-vip-check as it is now", n.line(t, "    file ")),
+		"the directory was made, or made again, after keepalived started", "systemctl restart keepalived, and never remove /run/keepalived-patroni-vip-check while it runs")
+
+	n.sys.Inotify = map[int][]system.Watch{100: nil, 101: nil}
+	want(t, n.run(), Warning, "cannot read the inotify watches of keepalived (pid 100): permission denied")
+
+	// A keepalived that runs an older configuration is not judged by it.
+	n.sys.Inotify = nil
+	n.sys.Files[conf].ModTime = t0.Add(2 * time.Hour)
+	fs := n.run()
+	for _, f := range fs {
+		if strings.Contains(f.Msg, "inotify") || strings.Contains(f.Msg, "does not watch") {
+			t.Errorf("judged by a keepalived that runs an older configuration: %s", f)
+		}
+	}
+}
+
+// countingSystem counts the user look-ups the doctor asks for.
+type countingSystem struct {
+	*systemtest.Fake
+	lookups map[string]int
+}
+
+func (c *countingSystem) LookupUser(name string) (system.User, error) {
+	c.lookups[name]++
+	return c.Fake.LookupUser(name)
+}
+
+// TestManyScriptsAreCheap: a user is looked up once however many scripts
+// run as that user (a look-up may run getent: 30000 scripts took 57 s).
+func TestManyScriptsAreCheap(t *testing.T) {
+	var b strings.Builder
+	const n = 3000
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "vrrp_script s%d {\n    script \"/usr/bin/patroni-vip-check --version\"\n}\n", i)
+	}
+	b.WriteString("vrrp_instance vi {\n    virtual_router_id 1\n    track_script {\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "        s%d\n", i)
+	}
+	b.WriteString("    }\n}\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "vrrp_instance v%d {\n}\nvrrp_sync_group g%d {\n    group {\n        vi v%d\n    }\n}\n", i, i, i)
+	}
+	n1 := newNode(t, "keepalived.conf", v227)
+	n1.sys.Files[conf].Data = []byte(b.String())
+	sys := &countingSystem{Fake: n1.sys, lookups: map[string]int{}}
+	fs := Run(context.Background(), sys, Options{KeepalivedConf: conf})
+	if sys.lookups["keepalived_script"] != 1 {
+		t.Errorf("keepalived_script looked up %d times", sys.lookups["keepalived_script"])
+	}
+	want(t, fs, OK, fmt.Sprintf("vrrp_instance vi is gated by vrrp_script s%d, without weight", n-1))
+	want(t, fs, Failure, "vrrp_script s0: the check only prints its help or version")
 }

@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"path"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -41,5 +42,33 @@ func FuzzConfigArg(f *testing.F) {
 func FuzzStrtol(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		strtol(data)
+	})
+}
+
+// FuzzReadCommand: any script command, as keepalived splits it (words
+// separated by NUL here): reading it never panics, and what it finds is
+// made of the command's own words.
+func FuzzReadCommand(f *testing.F) {
+	f.Fuzz(func(t *testing.T, line string) {
+		args := strings.Split(line, "\x00")
+		c := readCommand(args)
+		if c.script != "" && !slices.Contains(args, c.script) {
+			t.Fatalf("sh -c text %q is not a word of %q", c.script, args)
+		}
+		if c.script == "" {
+			for _, a := range c.argv {
+				if !slices.Contains(args, a) {
+					t.Fatalf("argv word %q is not a word of %q", a, args)
+				}
+			}
+		}
+		for _, cmd := range shellCommands(line) {
+			if len(cmd) == 0 {
+				t.Fatalf("an empty command from %q", line)
+			}
+		}
+		for _, u := range urls(args) {
+			readURL(u)
+		}
 	})
 }

@@ -11,9 +11,9 @@ import (
 
 // gates are what the instances track.
 type gates struct {
-	scripts map[string]bool                  // vrrp_script names in use
-	files   map[string][]keepalived.TrackRef // track_file name → references
-	watch   bool                             // a track_file in use: the watch set-up
+	scripts map[*keepalived.Script]bool                    // vrrp_scripts in use
+	files   map[*keepalived.TrackFile][]keepalived.Tracker // track_files in use, with how each instance uses it
+	watch   bool                                           // a track_file in use: the watch set-up
 }
 
 func (d *doctor) globals() {
@@ -36,21 +36,26 @@ func (d *doctor) globals() {
 		d.warn(g.VRRPStrict.Pos, "remove vrrp_strict",
 			"vrrp_strict: keepalived drops all traffic to the VIP of any instance without an explicit accept, and may refuse unicast peers")
 	}
+	for _, p := range d.model.Skipped {
+		d.warn(p.Pos, "give each block a name of its own", "%s: keepalived ignores the block", show(p.Msg))
+	}
 }
 
 // instances checks every vrrp_instance and returns what they track.
 func (d *doctor) instances() gates {
-	gs := gates{scripts: map[string]bool{}, files: map[string][]keepalived.TrackRef{}}
+	gs := gates{scripts: map[*keepalived.Script]bool{}, files: map[*keepalived.TrackFile][]keepalived.Tracker{}}
 	if len(d.model.Instances) == 0 {
 		d.fail(keepalived.Pos{File: d.cfg.Path}, "add a vrrp_instance (patroni-vip-check keepalived-conf writes one)",
 			"no vrrp_instance: keepalived moves no VIP")
 		return gs
 	}
 	for _, in := range d.model.Instances {
+		d.instanceStarts(in)
 		d.instanceGate(in, &gs)
 		d.instanceAccept(in)
+		d.instanceAuth(in)
 		d.instanceNetwork(in)
-		if in.State.Arg(1) == "MASTER" {
+		if in.WantsMaster() {
 			d.warn(in.State.Pos, "use state BACKUP on every node",
 				"vrrp_instance %s starts as MASTER: it may take the VIP at start-up before its check has answered", show(in.Name))
 		}
@@ -58,49 +63,127 @@ func (d *doctor) instances() gates {
 	return gs
 }
 
+// instanceStarts: what makes keepalived's whole VRRP process stop at start
+// (vrrp_complete_init returns false): no VIP on any node.
+func (d *doctor) instanceStarts(in *keepalived.Instance) {
+	const stops = "keepalived's VRRP process stops at start (%q) and no node holds the VIP"
+	if _, ok, bad := in.RouterID(); !ok {
+		fix := "set virtual_router_id to a number from 1 to 255, the same on every node and unique on the network"
+		if bad != nil {
+			d.fail(bad.Pos, fix, "vrrp_instance %s: virtual_router_id %s is not a number from 1 to 255: "+stops,
+				show(in.Name), show(bad.Arg(1)), "the virtual router id must be set")
+		} else {
+			d.fail(in.Stmt.Pos, fix, "vrrp_instance %s has no virtual_router_id: "+stops, show(in.Name), "the virtual router id must be set")
+		}
+	}
+	valid := 0
+	for _, v := range in.VIPs {
+		if v.Valid {
+			valid++
+		}
+	}
+	if valid > 0 {
+		return
+	}
+	version, _ := in.VRRPVersion(d.model.Global)
+	strict, _ := in.Strict(d.model.Global)
+	if version == 3 || strict || in.Family() == 6 {
+		d.fail(in.Stmt.Pos, "add virtual_ipaddress", "vrrp_instance %s has no virtual_ipaddress keepalived can use: "+stops, show(in.Name), "No VIP specified; at least one is required")
+		return
+	}
+	d.fail(in.Stmt.Pos, "add virtual_ipaddress", "vrrp_instance %s has no virtual_ipaddress keepalived can use: it moves nothing", show(in.Name))
+}
+
 // instanceGate: something must put the instance in FAULT when Patroni
-// says no, and no weight may turn that into a priority change.
+// says no, and no weight may turn that into a priority change, nor
+// reverse turn it upside down.
 func (d *doctor) instanceGate(in *keepalived.Instance, gs *gates) {
+	trackers, ignored := d.model.Tracking(in)
+	for _, ig := range ignored {
+		d.ignoredLine(ig)
+		// A script meant to be tracked is judged too: once the line is
+		// put right, it runs.
+		if sc := d.model.Script(ig.Ref.Name); ig.Kind == "track_script" && sc != nil {
+			gs.scripts[sc] = true
+		}
+	}
 	gated := false
-	for _, ref := range in.TrackScripts {
-		sc := d.model.Script(ref.Name)
-		if sc == nil {
-			d.fail(ref.Stmt.Pos, "define the vrrp_script or remove the reference",
-				"track_script %s: no vrrp_script of that name: keepalived ignores it (\"track script %s not found\")", show(ref.Name), show(ref.Name))
+	for _, t := range trackers {
+		of := ""
+		if t.Group != nil {
+			of = " (from vrrp_sync_group " + show(t.Group.Name) + ")"
+		}
+		if t.File != nil {
+			gs.files[t.File] = append(gs.files[t.File], t)
+			gs.watch = true
+			gated = gated || t.Gate() && t.File.Path() != ""
 			continue
 		}
-		gs.scripts[sc.Name] = true
-		if w := sc.Effective(ref); w != 0 {
-			pos, fix := ref.Stmt.Pos, "remove the weight"
-			if ref.Weight == nil {
-				pos, fix = sc.Weight.Pos, "remove the weight from vrrp_script "+sc.Name
-			}
-			d.fail(pos, fix, "track_script %s has weight %d: a failing check only changes the priority and the node may keep the VIP", show(ref.Name), w)
-			continue
-		}
-		gated = true
-		d.ok(ref.Stmt.Pos, "vrrp_instance %s is gated by vrrp_script %s, without weight", show(in.Name), show(sc.Name))
-	}
-	for _, ref := range in.TrackFiles {
-		tf := d.model.TrackFile(ref.Name)
-		if tf == nil {
-			d.fail(ref.Stmt.Pos, "define the track_file or remove the reference",
-				"track_file %s: no track_file block of that name: keepalived ignores it", show(ref.Name))
-			continue
-		}
-		gs.files[tf.Name] = append(gs.files[tf.Name], ref)
-		gs.watch = true
-		if w, rev := tf.Effective(ref); w == 0 && rev && tf.Path() != "" {
+		sc := t.Script
+		gs.scripts[sc] = true
+		switch {
+		case t.Weight != 0:
+			pos, fix := weightPos(t)
+			d.fail(pos, fix, "vrrp_instance %s: track_script %s%s has weight %d: a failing check only changes the priority and the node may keep the VIP", show(in.Name), show(sc.Name), of, t.Weight)
+		case t.Reverse:
+			pos, fix := reversePos(t)
+			d.fail(pos, fix, "vrrp_instance %s: track_script %s%s has weight 0 reverse: keepalived puts the instance in FAULT while the check passes and lets it take the VIP while it fails: the primary never holds the VIP, and every replica is a candidate", show(in.Name), show(sc.Name), of)
+		default:
 			gated = true
+			d.ok(t.Ref.Stmt.Pos, "vrrp_instance %s is gated by vrrp_script %s%s, without weight", show(in.Name), show(sc.Name), of)
 		}
 	}
-	if len(in.TrackScripts) == 0 && len(in.TrackFiles) == 0 {
-		d.fail(in.Stmt.Pos, "add track_script (or track_file) for patroni-vip-check",
-			"vrrp_instance %s tracks no script and no file: it takes the VIP whatever Patroni says", show(in.Name))
-	} else if !gated {
+	switch {
+	case len(trackers) == 0 && len(ignored) == 0:
+		fix := "add track_script (or track_file) for patroni-vip-check"
+		if g := d.model.GroupOf(in); g != nil {
+			fix += ", to the instance or to vrrp_sync_group " + g.Name
+		}
+		d.fail(in.Stmt.Pos, fix, "vrrp_instance %s tracks no script and no file: it takes the VIP whatever Patroni says", show(in.Name))
+	case !gated:
 		d.fail(in.Stmt.Pos, "see the findings above",
 			"vrrp_instance %s has no check that can put it in FAULT: it takes the VIP whatever Patroni says", show(in.Name))
 	}
+}
+
+// ignoredLine: a tracking line keepalived does not apply.
+func (d *doctor) ignoredLine(ig keepalived.Ignored) {
+	pos := ig.Ref.Stmt.Pos
+	says := fmt.Sprintf("%s %s: keepalived ignores this line (%s)", ig.Kind, show(ig.Ref.Name), show(ig.Why))
+	switch {
+	case ig.Harmless:
+		d.warn(pos, "remove the line", "%s", says)
+	case ig.Missing:
+		block := "vrrp_script"
+		if ig.Kind == "track_file" {
+			block = "track_file"
+		}
+		d.fail(pos, fmt.Sprintf("define %s %s before the block that tracks it, or remove the line", block, ig.Ref.Name),
+			"%s: the check is not applied", says)
+	default:
+		d.fail(pos, "write one name a line: NAME, or NAME weight 0", "%s: the check is not applied", says)
+	}
+}
+
+// weightPos is the line that gave a tracker its weight, and the fix.
+func weightPos(t keepalived.Tracker) (keepalived.Pos, string) {
+	if t.Ref.Weight != nil || t.Script.Weight == nil {
+		return t.Ref.Stmt.Pos, "remove the weight"
+	}
+	return t.Script.Weight.Pos, "remove the weight from vrrp_script " + t.Script.Name
+}
+
+// reversePos is the line that reversed a tracker, and the fix.
+func reversePos(t keepalived.Tracker) (keepalived.Pos, string) {
+	if t.Ref.Reverse != nil {
+		return t.Ref.Stmt.Pos, "remove reverse"
+	}
+	for _, w := range t.Script.Weights {
+		if w.Arg(2) == "reverse" {
+			return w.Pos, "remove reverse from vrrp_script " + t.Script.Name + " (or track it as " + t.Script.Name + " weight 0 noreverse)"
+		}
+	}
+	return t.Ref.Stmt.Pos, "remove reverse"
 }
 
 // instanceAccept: no_accept and strict mode make keepalived drop what
@@ -117,6 +200,42 @@ func (d *doctor) instanceAccept(in *keepalived.Instance) {
 	}
 	d.fail(posOf(why), "use accept, and no vrrp_strict",
 		"vrrp_instance %s: %s makes keepalived %s drop every packet addressed to the VIP on the master: the VIP moves, no client can use it", show(in.Name), what, d.version)
+}
+
+// instanceAuth: what keeps others from sending adverts. VRRP's
+// authentication is a password in clear text (PASS) and does not exist in
+// VRRP version 3; check_unicast_src with unicast peers makes keepalived
+// drop adverts from any other address.
+func (d *doctor) instanceAuth(in *keepalived.Instance) {
+	g := d.model.Global
+	a := in.Authentication(g)
+	const protect = "protect VRRP with unicast_peer and check_unicast_src, or a network of its own"
+	switch {
+	case in.AuthType != nil && a.Dropped != "":
+		d.warn(in.AuthType.Pos, "remove the authentication block; "+protect,
+			"vrrp_instance %s: keepalived ignores authentication (%q): the adverts carry no password", show(in.Name), a.Dropped)
+	case a.Type == "PASS":
+		d.warn(in.AuthType.Pos, protect,
+			"vrrp_instance %s: auth_type PASS sends the password in clear text in every advert: anyone who can see one can send adverts that take the VIP", show(in.Name))
+	}
+	if a.Truncated {
+		d.warn(in.AuthPass.Pos, "use at most 8 characters",
+			"vrrp_instance %s: auth_pass is longer than 8 characters: keepalived uses the first 8 (\"Truncating auth_pass to 8 characters\")", show(in.Name))
+	}
+	switch {
+	case len(in.UnicastPeers) > 0 && (in.CheckUnicastSrc != nil || g.CheckUnicastSrc != nil):
+		pos := posOf(in.CheckUnicastSrc)
+		if in.CheckUnicastSrc == nil {
+			pos = g.CheckUnicastSrc.Pos
+		}
+		d.ok(pos, "vrrp_instance %s takes adverts from its unicast peers only (check_unicast_src)", show(in.Name))
+	case len(in.UnicastPeers) > 0:
+		d.warn(in.Stmt.Pos, "add check_unicast_src to the instance",
+			"vrrp_instance %s takes adverts from any address: a host that sends one with a higher priority takes the VIP", show(in.Name))
+	default:
+		d.warn(in.Stmt.Pos, "list the other nodes in unicast_peer and add check_unicast_src, or keep VRRP on a network of its own",
+			"vrrp_instance %s uses multicast and takes adverts from any host of its network: one that sends a higher priority takes the VIP", show(in.Name))
+	}
 }
 
 func (d *doctor) iface(name string) (system.Interface, bool) {
@@ -166,9 +285,6 @@ func (d *doctor) instanceNetwork(in *keepalived.Instance) {
 				d.warn(p.Pos, "list only the other nodes", "unicast_peer lists this node's own address %s", pa)
 			}
 		}
-	}
-	if len(in.VIPs) == 0 {
-		d.fail(in.Stmt.Pos, "add virtual_ipaddress", "vrrp_instance %s has no virtual_ipaddress", show(in.Name))
 	}
 	for _, v := range in.VIPs {
 		d.vip(in, v, name)

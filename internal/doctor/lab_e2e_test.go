@@ -91,12 +91,29 @@ func lock() (func(), error) {
 	return func() { f.Close() }, nil
 }
 
+// leftover reports whether name (a namespace or a work directory, named
+// labPrefix, the PID of the test process that made it, "-") belongs to a
+// run that is gone. Anything else is not this harness's to remove.
+func leftover(name string) bool {
+	rest, ok := strings.CutPrefix(name, labPrefix)
+	if !ok {
+		return false
+	}
+	digits, _, ok := strings.Cut(rest, "-")
+	pid, err := strconv.Atoi(digits)
+	if !ok || err != nil || pid <= 0 || pid == os.Getpid() {
+		return false
+	}
+	return syscall.Kill(pid, 0) == syscall.ESRCH
+}
+
 // removeLeftovers deletes what a crashed run left: namespaces, the
-// processes still in them (by PID), and work directories.
+// processes still in them (by PID), and work directories, of test
+// processes that no longer run.
 func removeLeftovers() {
 	out, _ := exec.Command("ip", "netns", "list").Output()
 	for _, l := range strings.Split(string(out), "\n") {
-		if f := strings.Fields(l); len(f) > 0 && strings.HasPrefix(f[0], labPrefix) {
+		if f := strings.Fields(l); len(f) > 0 && leftover(f[0]) {
 			deleteNetns(f[0])
 		}
 	}
@@ -107,7 +124,9 @@ func removeLeftovers() {
 	for _, d := range dirs {
 		old, _ := filepath.Glob(filepath.Join(d, labPrefix+"*"))
 		for _, o := range old {
-			os.RemoveAll(o)
+			if leftover(filepath.Base(o)) {
+				os.RemoveAll(o)
+			}
 		}
 	}
 }
@@ -223,7 +242,7 @@ func checkBinary(t *testing.T) string {
 			}
 			return
 		}
-		dir, err := os.MkdirTemp("", labPrefix+"build-")
+		dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-build-", labPrefix, os.Getpid()))
 		if err != nil {
 			checkErr = err
 			return
@@ -275,7 +294,7 @@ func newLab(t *testing.T, f flavour) *lab {
 	if f.root != "" {
 		base = filepath.Join(f.root, "tmp")
 	}
-	work, err := os.MkdirTemp(base, labPrefix)
+	work, err := os.MkdirTemp(base, fmt.Sprintf("%s%d-", labPrefix, os.Getpid()))
 	if err != nil {
 		t.Fatal(err)
 	}

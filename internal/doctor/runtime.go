@@ -16,6 +16,7 @@ import (
 type keepalivedProcess struct {
 	PID    int
 	Exe    string
+	Args   []string
 	Config string
 	Start  time.Time
 }
@@ -40,7 +41,7 @@ func (d *doctor) keepalivedProcesses() []keepalivedProcess {
 			continue
 		}
 		seen[key] = true
-		out = append(out, keepalivedProcess{PID: p.PID, Exe: p.Exe, Config: conf, Start: p.Start})
+		out = append(out, keepalivedProcess{PID: p.PID, Exe: p.Exe, Args: p.Args, Config: conf, Start: p.Start})
 	}
 	return out
 }
@@ -67,6 +68,32 @@ func ConfigArg(args []string) string {
 	return conf
 }
 
+// current are the processes (parent and children) of each keepalived
+// that runs the configuration checked, as it is now: keepalived forks its
+// VRRP and checker children with the parent's command line.
+func (d *doctor) current() [][]int {
+	if d.procs != nil || len(d.fresh) == 0 {
+		return d.procs
+	}
+	ps, err := d.sys.Processes()
+	if err != nil {
+		return nil
+	}
+	var out [][]int
+	for _, parent := range d.fresh {
+		pids := []int{parent.PID}
+		for _, p := range ps {
+			if p.PID != parent.PID && strings.TrimSuffix(p.Exe, " (deleted)") == strings.TrimSuffix(parent.Exe, " (deleted)") &&
+				strings.Join(p.Args, "\x00") == strings.Join(parent.Args, "\x00") {
+				pids = append(pids, p.PID)
+			}
+		}
+		out = append(out, pids)
+	}
+	d.procs = out
+	return out
+}
+
 // runningConfig: the keepalived that runs must read the file checked,
 // and not have been started before it changed.
 func (d *doctor) runningConfig() {
@@ -78,6 +105,7 @@ func (d *doctor) runningConfig() {
 	if err != nil {
 		return
 	}
+running:
 	for _, p := range d.running {
 		conf := p.Config
 		if !path.IsAbs(conf) {
@@ -96,10 +124,11 @@ func (d *doctor) runningConfig() {
 			if fi, err := d.sys.Stat(f); err == nil && !p.Start.IsZero() && fi.ModTime.After(p.Start.Add(2*time.Second)) {
 				d.warn(keepalived.Pos{File: f}, "systemctl reload keepalived",
 					"changed after keepalived (pid %d) started: keepalived runs an older configuration than this one", p.PID)
-				return
+				continue running
 			}
 		}
 		d.ok(keepalived.Pos{File: d.cfg.Path}, "keepalived (pid %d) runs this configuration", p.PID)
+		d.fresh = append(d.fresh, p)
 	}
 }
 

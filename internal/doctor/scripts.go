@@ -47,25 +47,47 @@ func (d *doctor) script(sc *keepalived.Script) {
 			"vrrp_script %s: keepalived runs only %s and drops %s: the words after the first are ignored",
 			show(sc.Name), show(args[0]), show(strings.Join(extra, " ")))
 	}
+	// From the configuration alone, whatever this machine holds: what
+	// runs, what it asks, and when keepalived counts it.
+	c := readCommand(args)
+	for _, p := range c.problems {
+		d.fail(sc.Script.Pos, "run a shell explicitly (script \"/bin/sh -c '...'\"), or use "+cmdline.Binary,
+			"vrrp_script %s: %s", show(sc.Name), show(p))
+	}
+	cfg, isPVC := d.checkConfig(sc, c.argv)
+	d.timers(sc, cfg, isPVC)
+	if keepalived.Count(sc.Fall) > 1 {
+		d.warn(sc.Fall.Pos, "use fall 1", "vrrp_script %s: fall %d keeps the VIP on a node that stopped being primary for %d more runs", show(sc.Name), keepalived.Count(sc.Fall), keepalived.Count(sc.Fall)-1)
+	}
+	d.asks(sc, c, cfg, isPVC)
 	if d.model.Global.EnableScriptSecurity == nil {
 		d.warn(sc.Stmt.Pos, "add enable_script_security to global_defs",
 			"no enable_script_security: keepalived runs vrrp_script %s even from a path others could replace", show(sc.Name))
 	}
+
+	// On this machine.
 	user, ok := d.scriptUser(sc)
 	if !ok {
+		return
+	}
+	if c.system {
+		d.systemShell(sc, c)
 		return
 	}
 	exe, ok := d.scriptFile(sc, args[0], user)
 	if !ok {
 		return
 	}
-	cfg, isPVC := d.checkConfig(sc, args)
-	d.timers(sc, cfg, isPVC)
-	if keepalived.Count(sc.Fall) > 1 {
-		d.warn(sc.Fall.Pos, "use fall 1", "vrrp_script %s: fall %d keeps the VIP on a node that stopped being primary for %d more runs", show(sc.Name), keepalived.Count(sc.Fall), keepalived.Count(sc.Fall)-1)
+	if len(c.via) > 0 {
+		if exe, ok = d.wrapped(sc, c, user); !ok {
+			return
+		}
 	}
-	if !isCheck(args) {
-		d.runsAtAll(sc, exe)
+	if !isCheck(c.argv) {
+		if !c.readByShell() {
+			d.runsAtAll(sc, exe)
+		}
+		d.scriptAsks(sc, exe)
 		return
 	}
 	if !isPVC || !d.runsVersion(sc, exe, user) {
@@ -76,6 +98,85 @@ func (d *doctor) script(sc *keepalived.Script) {
 	d.selinuxExec(sc.Script.Pos, exe)
 	d.selinuxPort(sc.Script.Pos, cfg.URL)
 	d.patroniAnswer(sc.Script.Pos, "vrrp_script "+sc.Name, exe, cfg, user)
+}
+
+// wrapped checks the program a wrapper runs (the one that does the
+// check) and returns its file. keepalived checks only the wrapper.
+func (d *doctor) wrapped(sc *keepalived.Script, c command, u runAs) (string, bool) {
+	pos := sc.Script.Pos
+	if len(c.argv) == 0 {
+		return "", false
+	}
+	via := strings.Join(c.via, ", then ")
+	written := c.argv[0]
+	never := "it fails at every run, and this node never holds the VIP"
+	if !strings.Contains(written, "/") {
+		found, ok := lookPath(d.sys, written, u.uid, u.gid)
+		if !ok {
+			d.fail(pos, "write the program's full path", "vrrp_script %s: %s runs %s, which is not found in PATH: %s", show(sc.Name), via, show(written), never)
+			return "", false
+		}
+		d.warn(pos, "write the full path "+found, "vrrp_script %s: %s runs %s, found only by a PATH search (%s)", show(sc.Name), via, show(written), found)
+		written = found
+	}
+	if !path.IsAbs(written) {
+		d.warn(pos, "write an absolute path", "vrrp_script %s: %s runs %s, relative to keepalived's working directory", show(sc.Name), via, show(written))
+		return "", false
+	}
+	real, err := realpath(d.sys, written)
+	if err != nil {
+		d.fail(pos, "install it, or point the script at the right file", "vrrp_script %s: %s runs %s, which cannot be accessed (%s): %s", show(sc.Name), via, show(written), errText(err), never)
+		return "", false
+	}
+	fi, err := d.sys.Stat(real)
+	switch {
+	case err != nil || !fi.Mode.IsRegular():
+		d.fail(pos, "point the script at a program", "vrrp_script %s: %s runs %s, which is not a regular file: %s", show(sc.Name), via, show(real), never)
+		return "", false
+	case !c.readByShell() && !executable(fi, u.uid, u.gid):
+		d.fail(pos, "chmod 0755 "+real, "vrrp_script %s: %s runs %s, which is not executable for %s (mode %s): %s", show(sc.Name), via, show(real), u.name, modeText(fi), never)
+		return "", false
+	}
+	for _, p := range securityPaths(d.sys, d.version, written, real) {
+		if bad := checkSecurity(d.sys, p); bad != nil && !bad.notFound {
+			d.warn(pos, "make every directory of the path and the file root-owned and not writable by group or others",
+				"vrrp_script %s: %s runs %s, and %s is %s: keepalived checks only what it runs itself (%s), so anyone who can write there runs code as %s",
+				show(sc.Name), via, show(real), show(bad.component), bad.why, show(c.args[0]), u.name)
+			return real, true
+		}
+	}
+	d.ok(pos, "vrrp_script %s: %s runs %s, root's all along its path", show(sc.Name), via, show(real))
+	return real, true
+}
+
+// readByShell reports whether the program is a script file that a shell
+// reads ("sh FILE"): it needs no execute bit.
+func (c command) readByShell() bool {
+	return len(c.via) > 0 && !strings.HasSuffix(c.via[len(c.via)-1], " -c") && contains([]string{"sh", "bash", "dash", "ksh", "zsh"}, c.via[len(c.via)-1])
+}
+
+// systemShell: keepalived runs a "</" line with /bin/sh, without checking
+// any path. "/dev/tcp/HOST/PORT" is bash's: dash opens a file of that
+// name, which does not exist.
+func (d *doctor) systemShell(sc *keepalived.Script, c command) {
+	pos := sc.Script.Pos
+	target := strings.TrimLeft(c.args[0][1:], " \t")
+	sh, err := realpath(d.sys, "/bin/sh")
+	if err != nil {
+		d.warn(pos, "", "vrrp_script %s: keepalived runs it with /bin/sh, which cannot be read here: %s", show(sc.Name), errText(err))
+		return
+	}
+	special := strings.HasPrefix(target, "/dev/tcp/") || strings.HasPrefix(target, "/dev/udp/")
+	switch name := path.Base(sh); {
+	case special && strings.Contains(name, "bash"):
+		d.ok(pos, "vrrp_script %s: keepalived runs it with /bin/sh, which is bash here: %s opens a connection", show(sc.Name), show(target))
+	case special:
+		d.fail(pos, "use patroni-vip-check http://NODE:8008/primary (or script \"/bin/bash -c '...'\")",
+			"vrrp_script %s: keepalived runs it with /bin/sh, which is %s here and has no %s: it opens a file of that name, which does not exist, and fails at every run: this node never holds the VIP",
+			show(sc.Name), show(name), show(target[:9]))
+	default:
+		d.ok(pos, "vrrp_script %s: keepalived runs it with /bin/sh (%s), to see whether %s opens", show(sc.Name), show(name), show(target))
+	}
 }
 
 // checkLine reads a patroni-vip-check command line (argv, the program
@@ -91,8 +192,9 @@ func checkLine(argv []string) (sub string, cfg cmdline.Config, err error) {
 	return sub, cfg, err
 }
 
-// checkConfig is what a vrrp_script running patroni-vip-check asks; false
-// when the script is not a single run of the check that can start.
+// checkConfig is what a vrrp_script running patroni-vip-check asks (args
+// is the check's command line, after any wrapper); false when the script
+// is not a single run of the check that can start.
 func (d *doctor) checkConfig(sc *keepalived.Script, args []string) (cmdline.Config, bool) {
 	if !isCheck(args) {
 		return cmdline.Config{}, false
@@ -116,12 +218,49 @@ func (d *doctor) checkConfig(sc *keepalived.Script, args []string) (cmdline.Conf
 	return cfg, true
 }
 
+// lookupUser is LookupUser, asked once per name and run: a lookup may
+// run getent, and a configuration may hold thousands of scripts.
+func (d *doctor) lookupUser(name string) (system.User, error) {
+	if r, ok := d.users[name]; ok {
+		return r.user, r.err
+	}
+	u, err := d.sys.LookupUser(name)
+	if d.users == nil {
+		d.users = map[string]userLookup{}
+	}
+	d.users[name] = userLookup{u, err}
+	return u, err
+}
+
+// lookupGroup is LookupGroup, asked once per name and run.
+func (d *doctor) lookupGroup(name string) (uint32, error) {
+	if r, ok := d.groups[name]; ok {
+		return r.gid, r.err
+	}
+	gid, err := d.sys.LookupGroup(name)
+	if d.groups == nil {
+		d.groups = map[string]groupLookup{}
+	}
+	d.groups[name] = groupLookup{gid, err}
+	return gid, err
+}
+
+type userLookup struct {
+	user system.User
+	err  error
+}
+
+type groupLookup struct {
+	gid uint32
+	err error
+}
+
 // scriptUser is the user keepalived runs the script as; false when
 // keepalived would remove the script for want of one.
 func (d *doctor) scriptUser(sc *keepalived.Script) (runAs, bool) {
 	lookup := func(st *keepalived.Statement, removes string) (runAs, bool) {
 		name, group := keepalived.SplitUser(st)
-		u, err := d.sys.LookupUser(name)
+		u, err := d.lookupUser(name)
 		if err != nil {
 			d.fail(st.Pos, "create the user or name an existing one",
 				"user %s does not exist: keepalived %s and the instance runs without it", show(name), removes)
@@ -129,7 +268,7 @@ func (d *doctor) scriptUser(sc *keepalived.Script) (runAs, bool) {
 		}
 		r := runAs{name: u.Name, uid: u.UID, gid: u.GID}
 		if group != "" {
-			gid, err := d.sys.LookupGroup(group)
+			gid, err := d.lookupGroup(group)
 			if err != nil {
 				d.fail(st.Pos, "create the group or name an existing one",
 					"group %s does not exist: keepalived %s and the instance runs without it", show(group), removes)
@@ -145,7 +284,7 @@ func (d *doctor) scriptUser(sc *keepalived.Script) (runAs, bool) {
 	case d.model.Global.ScriptUser != nil:
 		return lookup(d.model.Global.ScriptUser, "removes every vrrp_script without a user of its own")
 	}
-	if u, err := d.sys.LookupUser("keepalived_script"); err == nil {
+	if u, err := d.lookupUser("keepalived_script"); err == nil {
 		d.ok(sc.Stmt.Pos, "vrrp_script %s runs as keepalived_script: the user exists and no script_user is set", show(sc.Name))
 		return runAs{name: u.Name, uid: u.UID, gid: u.GID}, true
 	}

@@ -20,19 +20,23 @@ import (
 // WatchService is the unit that keeps the track file.
 const WatchService = "patroni-vip-check.service"
 
-// trackFile checks a track_file block and the instances' references to it.
-func (d *doctor) trackFile(tf *keepalived.TrackFile, refs []keepalived.TrackRef) {
+// trackFile checks a track_file block and how the instances use it.
+func (d *doctor) trackFile(tf *keepalived.TrackFile, uses []keepalived.Tracker) {
 	file := tf.Path()
 	if file == "" {
 		d.fail(tf.Stmt.Pos, "add file /run/keepalived-patroni-vip-check/eligible",
 			"track_file %s has no file: keepalived ignores it (\"No file set\")", show(tf.Name))
 		return
 	}
-	for _, ref := range refs {
-		w, rev := tf.Effective(ref)
-		pos := ref.Stmt.Pos
-		if ref.Weight == nil && tf.Weight != nil {
+	for _, t := range uses {
+		w, rev := t.Weight, t.Reverse
+		pos := t.Ref.Stmt.Pos
+		if t.Ref.Weight == nil && t.Ref.Reverse == nil && tf.Weight != nil && t.Cleared == "" {
 			pos = tf.Weight.Pos
+		}
+		cleared := ""
+		if t.Cleared != "" {
+			cleared = " (keepalived: " + show(t.Cleared) + ")"
 		}
 		switch {
 		case w != 0:
@@ -40,7 +44,7 @@ func (d *doctor) trackFile(tf *keepalived.TrackFile, refs []keepalived.TrackRef)
 				"track_file %s has weight %d: the file's value only changes the priority and never puts the instance in FAULT", show(tf.Name), w)
 		case !rev:
 			d.fail(pos, "use weight 0 reverse",
-				"track_file %s has weight 0 without reverse: a missing, empty or garbage file counts as healthy (fails open)", show(tf.Name))
+				"track_file %s has weight 0 without reverse%s: a missing, empty or garbage file counts as healthy (fails open)", show(tf.Name), cleared)
 		default:
 			d.ok(pos, "track_file %s: weight 0 reverse: only a 1 in the file lets the instance up", show(tf.Name))
 		}
@@ -81,8 +85,44 @@ func (d *doctor) trackFile(tf *keepalived.TrackFile, refs []keepalived.TrackRef)
 	} else {
 		d.ok(tf.File.Pos, "track_file %s: %s exists", show(tf.Name), show(dir))
 	}
+	d.trackDirWatched(tf, dir, fi)
 	d.trackFileValue(tf, file)
 	d.selinuxTrackFile(tf.File.Pos, dir, file)
+}
+
+// trackDirWatched: keepalived watches the track file's directory with
+// inotify from its start (track_file.c, init_track_files). A directory
+// made after that, or removed and made again, is another inode: the
+// watch stays on the old one (or is gone with it), and keepalived never
+// sees the file change. The watches are in /proc/PID/fdinfo.
+func (d *doctor) trackDirWatched(tf *keepalived.TrackFile, dir string, fi system.FileInfo) {
+	for _, pids := range d.current() {
+		readable := false
+		var why error
+		for _, pid := range pids {
+			ws, err := d.sys.Watches(pid)
+			if err != nil {
+				why = err
+				continue
+			}
+			readable = true
+			for _, w := range ws {
+				if w.Dev == fi.Dev && w.Ino == fi.Ino {
+					d.ok(tf.File.Pos, "track_file %s: keepalived (pid %d) watches %s", show(tf.Name), pid, show(dir))
+					return
+				}
+			}
+		}
+		if !readable {
+			d.warn(tf.File.Pos, "run the doctor as root", "track_file %s: cannot read the inotify watches of keepalived (pid %d): %s: whether it sees %s change is not checked",
+				show(tf.Name), pids[0], show(errText(why)), show(dir))
+			return
+		}
+		d.fail(tf.File.Pos, fmt.Sprintf("systemctl restart keepalived, and never remove %s while it runs", dir),
+			"track_file %s: keepalived (pid %d) does not watch %s as it is now (inode %d): the directory was made, or made again, after keepalived started, and keepalived sees no change of the file: the VIP stays where the file's last value put it",
+			show(tf.Name), pids[0], show(dir), fi.Ino)
+		return
+	}
 }
 
 // volatile reports whether dir is on a file system emptied at boot.

@@ -62,6 +62,26 @@ func FuzzLoad(f *testing.F) {
 		}
 		for _, in := range m.Instances {
 			in.AcceptMode(m.Global)
+			if v, _ := in.VRRPVersion(m.Global); v != 2 && v != 3 {
+				t.Fatalf("instance %s: VRRP version %d", in.Name, v)
+			}
+			if id, ok, _ := in.RouterID(); ok != (id >= 1 && id <= 255) {
+				t.Fatalf("instance %s: router id %d %t", in.Name, id, ok)
+			}
+			if a := in.Authentication(m.Global); len(a.Pass) > 8 || a.Type != "" && a.Dropped != "" {
+				t.Fatalf("instance %s: authentication %+v", in.Name, a)
+			}
+			ts, ig := m.Tracking(in)
+			for _, tr := range ts {
+				if (tr.Script == nil) == (tr.File == nil) || tr.Gate() && tr.Inverted() {
+					t.Fatalf("instance %s: tracker %+v", in.Name, tr)
+				}
+			}
+			for _, i := range ig {
+				if i.Why == "" || i.Ref.Stmt == nil {
+					t.Fatalf("instance %s: ignored %+v", in.Name, i)
+				}
+			}
 			for _, r := range in.TrackFiles {
 				if tf := m.TrackFile(r.Name); tf != nil {
 					tf.Effective(r)

@@ -24,11 +24,12 @@ const maxSubstitutions = 256
 
 // frame is one include: the files its pattern matched, read in order.
 type frame struct {
-	files  []string
-	next   int // index of the next file to open
-	name   string
-	pieces []piece
-	at     int // pieces read of the current file
+	files []string
+	next  int // index of the next file to open
+	name  string
+	open  bool   // a file is being read
+	data  string // what is left of the current file
+	line  int    // the number of the line the next piece is on
 }
 
 // logical is one logical line.
@@ -56,8 +57,19 @@ type lexer struct {
 	stopped bool // a limit was hit: read nothing more
 	steps   int  // lines looked at, read or made
 
-	// collecting a multi-line definition
+	// collecting a multi-line definition: its value so far, in a builder
+	// (appending to a string copies it at every line)
 	collecting *definition
+	collected  strings.Builder
+}
+
+// endDefinition ends the multi-line definition being collected.
+func (lx *lexer) endDefinition() {
+	if d := lx.collecting; d != nil {
+		d.value = lx.collected.String()
+		lx.collected.Reset()
+		lx.collecting = nil
+	}
 }
 
 func (lx *lexer) problem(pos Pos, format string, args ...any) {
@@ -127,16 +139,14 @@ func (lx *lexer) nextFile(f *frame) bool {
 			lx.stopped = true
 			return false
 		}
-		data, err := readFile(lx.fsys, name, lx.limits.MaxBytes-lx.bytes)
+		data, err := readFile(lx.fsys, name, fi.Size(), lx.limits.MaxBytes-lx.bytes)
 		if err != nil {
 			lx.problem(Pos{File: name}, "configuration file '%s': %s", name, errText(err))
 			continue
 		}
 		lx.bytes += int64(len(data))
 		lx.files = append(lx.files, name)
-		f.name = name
-		f.pieces = splitLines(string(data))
-		f.at = 0
+		f.name, f.open, f.data, f.line = name, true, data, 1
 		return true
 	}
 	return false
@@ -159,49 +169,46 @@ func (lx *lexer) including(name string) bool {
 	return false
 }
 
-// splitLines cuts data as fgets with a maxBuf buffer does: at each "\n",
-// and after maxBuf-1 bytes of a longer line.
-func splitLines(data string) []piece {
-	var ps []piece
-	for n := 1; len(data) > 0; n++ {
-		end := strings.IndexByte(data, '\n')
-		var l string
-		if end < 0 {
-			l, data = data, ""
-		} else {
-			l, data = data[:end], data[end+1:]
-		}
-		for len(l) >= maxBuf {
-			ps = append(ps, piece{text: l[:maxBuf-1], line: n, cut: true})
-			l = l[maxBuf-1:]
-		}
-		ps = append(ps, piece{text: l, line: n})
+// piece returns what the next fgets call with a maxBuf buffer returns,
+// without its "\n": a line, or the next maxBuf-1 bytes of a longer one
+// (then the rest, even a lone "\n", comes as the next piece). The file is
+// cut as it is read, so that a file of empty lines costs no more memory
+// than its bytes.
+func (f *frame) piece() (piece, bool) {
+	if f.data == "" {
+		return piece{}, false
 	}
-	return ps
+	chunk := f.data[:min(len(f.data), maxBuf-1)]
+	p := piece{line: f.line}
+	if k := strings.IndexByte(chunk, '\n'); k >= 0 {
+		p.text, f.data = chunk[:k], f.data[k+1:]
+		f.line++ // keepalived counts a line when fgets returns its "\n"
+		return p, true
+	}
+	p.text, f.data = chunk, f.data[len(chunk):]
+	p.cut = f.data != ""
+	return p, true
 }
 
 // physical returns the next non-empty physical line, decommented.
 func (lx *lexer) physical() (logical, bool) {
 	for len(lx.stack) > 0 && !lx.stopped {
 		f := lx.stack[len(lx.stack)-1]
-		if f.pieces == nil || f.at >= len(f.pieces) {
-			f.pieces = nil
+		p, ok := f.piece()
+		if !f.open || !ok {
+			f.open = false
 			if !lx.nextFile(f) {
 				lx.stack = lx.stack[:len(lx.stack)-1]
 			}
 			continue
 		}
-		p := f.pieces[f.at]
-		f.at++
 		pos := Pos{File: f.name, Line: p.line}
 		if p.cut {
 			lx.problem(pos, "line longer than %d bytes: keepalived reads the rest as a new line", maxBuf-1)
 		}
 		raw := strings.TrimRight(p.text, "\r\n")
 		if raw == "" {
-			if lx.collecting != nil {
-				lx.collecting = nil // a blank line ends a multi-line definition
-			}
+			lx.endDefinition() // a blank line ends a multi-line definition
 			continue
 		}
 		text, unterminated := decomment(raw)
@@ -218,43 +225,44 @@ func (lx *lexer) physical() (logical, bool) {
 
 // decomment is keepalived's decomment(): leading blanks, and everything
 // from the first '#' or '!' outside double quotes, removed; "\#" and "\!"
-// outside quotes stand for the characters; trailing blanks removed, except
-// that a final '\' (a continued definition) is kept.
-func decomment(s string) (string, bool) {
+// outside quotes stand for the characters; trailing blanks removed,
+// except that a final '\' (a continued definition) is kept, even after a
+// comment. A backslash hides the character after it, a quote included.
+// unterminated reports a double quote left open before any comment.
+func decomment(s string) (text string, unterminated bool) {
 	s = strings.TrimLeft(s, " \t")
 	var b strings.Builder
-	quote, cont := false, false
+	quote, cont, comment := false, false, false
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
-		case c == '"':
-			quote = !quote
+		case c == '\\' && i+1 == len(s):
+			cont = true
+			continue
 		case c == '\\':
-			if i+1 == len(s) {
-				cont = true
-				i = len(s)
-				continue
-			}
-			if !quote && (s[i+1] == '#' || s[i+1] == '!') {
+			if !comment {
+				if quote || (s[i+1] != '#' && s[i+1] != '!') {
+					b.WriteByte(c)
+				}
 				b.WriteByte(s[i+1])
-				i++
-				continue
 			}
-			b.WriteByte(c)
-			b.WriteByte(s[i+1])
 			i++
 			continue
+		case comment:
+			continue
+		case c == '"':
+			quote = !quote
 		case !quote && (c == '#' || c == '!'):
-			out := strings.TrimRight(b.String(), " \t")
-			return out, false
+			comment = true
+			continue
 		}
 		b.WriteByte(c)
 	}
-	out := strings.TrimRight(b.String(), " \t")
+	text = strings.TrimRight(b.String(), " \t")
 	if cont {
-		out += "\\"
+		text += "\\"
 	}
-	return out, quote
+	return text, quote
 }
 
 // next returns the next logical line, or false at the end.
@@ -276,20 +284,20 @@ func (lx *lexer) next() (logical, bool) {
 		} else {
 			var ok bool
 			if l, ok = lx.physical(); !ok {
+				lx.endDefinition()
 				return logical{}, false
 			}
 		}
 		text := l.text
 
-		if d := lx.collecting; d != nil {
+		if lx.collecting != nil {
 			if strings.HasSuffix(text, "\\") {
-				v := strings.TrimRight(strings.TrimSuffix(text, "\\"), " \t")
-				if v != "" {
-					d.value += v + "\n"
+				if v := strings.TrimRight(strings.TrimSuffix(text, "\\"), " \t"); v != "" {
+					lx.collected.WriteString(v + "\n")
 				}
 			} else {
-				d.value += text
-				lx.collecting = nil
+				lx.collected.WriteString(text)
+				lx.endDefinition()
 			}
 			continue
 		}
@@ -309,12 +317,11 @@ func (lx *lexer) next() (logical, bool) {
 			continue
 		}
 		text, more := lx.substitute(text, l.pos)
-		if len(more) > 0 {
-			queued := make([]logical, 0, len(more)+len(lx.pending))
-			for _, m := range more {
-				queued = append(queued, logical{text: m, pos: l.pos})
-			}
-			lx.pending = append(queued, lx.pending...)
+		// The lines after the first of a multi-line definition come
+		// next, before the lines of any expansion under way (keepalived's
+		// multiline_stack): pending hands out its last line first.
+		for i := len(more) - 1; i >= 0; i-- {
+			lx.pending = append(lx.pending, logical{text: more[i], pos: l.pos})
 		}
 		if text == "" {
 			continue
@@ -376,17 +383,15 @@ func (lx *lexer) define(text string, pos Pos) bool {
 	d := &definition{}
 	if strings.HasSuffix(value, "\\") {
 		d.multiline = true
-		v := strings.TrimRight(strings.TrimSuffix(value, "\\"), " \t")
-		if v != "" {
-			d.value = v + "\n"
+		lx.collecting = d // the lines that follow are its value, kept or not
+		if v := strings.TrimRight(strings.TrimSuffix(value, "\\"), " \t"); v != "" {
+			lx.collected.WriteString(v + "\n")
 		}
-		lx.collecting = d
 	} else {
 		d.value = value
 	}
 	if len(lx.defs) >= lx.limits.MaxDefinitions {
 		lx.problem(pos, "more than %d definitions - $%s ignored", lx.limits.MaxDefinitions, name)
-		lx.collecting = nil
 		return true
 	}
 	lx.defs[name] = d

@@ -228,21 +228,23 @@ func fsName(name string) string {
 	return name
 }
 
-// readFile reads at most max bytes of name.
-func readFile(fsys fs.FS, name string, max int64) ([]byte, error) {
+// readFile reads at most max bytes of name, in one allocation when the
+// file is as large as stat said (size).
+func readFile(fsys fs.FS, name string, size, max int64) (string, error) {
 	f, err := fsys.Open(fsName(name))
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
+	var b strings.Builder
+	b.Grow(int(min(max, size)) + 1) // +1: the read that finds the end
+	if _, err := io.Copy(&b, io.LimitReader(f, max+1)); err != nil {
+		return "", err
 	}
-	if int64(len(data)) > max {
-		return nil, fmt.Errorf("larger than the %d bytes left to read", max)
+	if int64(b.Len()) > max {
+		return "", fmt.Errorf("larger than the %d bytes left to read", max)
 	}
-	return data, nil
+	return b.String(), nil
 }
 
 // errText is an error without the path a PathError repeats.

@@ -3,7 +3,10 @@ package keepalived
 import (
 	"fmt"
 	"io/fs"
+	"os"
 	"reflect"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -471,5 +474,166 @@ func TestWriterRoundTrip(t *testing.T) {
 	open.Open("x")
 	if _, err := open.Bytes(); err == nil {
 		t.Error("an unclosed block was written")
+	}
+}
+
+// TestHugeInputIsBounded: what Load keeps of a large file is the file
+// itself, not a record per line: 15 MB of empty lines (or of comments,
+// or of lone braces) allocate a small multiple of 15 MB in all.
+func TestHugeInputIsBounded(t *testing.T) {
+	const size = 15 << 20
+	for name, unit := range map[string]string{"newlines": "\n", "comments": "#\n", "braces": "}\n"} {
+		data := strings.Repeat(unit, size/len(unit))
+		fsys := mapFS(map[string]string{"/k.conf": data})
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		c := load(t, fsys, "/k.conf")
+		runtime.ReadMemStats(&after)
+		if len(c.Statements) != 0 {
+			t.Errorf("%s: %d statements", name, len(c.Statements))
+		}
+		if got := after.TotalAlloc - before.TotalAlloc; got > 3*size {
+			t.Errorf("%s: Load allocated %d MB for %d MB of input", name, got>>20, size>>20)
+		}
+	}
+}
+
+// TestLongDefinitionIsBounded: a multi-line definition of many lines
+// costs memory in proportion to its text (it was copied whole at every
+// line: 600000 lines did not end in a minute).
+func TestLongDefinitionIsBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("$A=line 0 \\\n")
+	for i := 1; i < 20000; i++ {
+		fmt.Fprintf(&b, "line %d \\\n", i)
+	}
+	b.WriteString("end\n\n$A\n")
+	fsys := mapFS(map[string]string{"/k.conf": b.String()})
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	c := load(t, fsys, "/k.conf")
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 64<<20 {
+		t.Errorf("Load allocated %d MB for %d KB of input", got>>20, b.Len()>>10)
+	}
+	// $A is the whole definition: its first line, then the others.
+	if len(c.Statements) != 20001 || c.Statements[0].Raw != "line 0" || c.Statements[1].Raw != "line 1" || c.Statements[20000].Raw != "end" {
+		t.Errorf("%d statements, first %q", len(c.Statements), c.Statements[0].Raw)
+	}
+}
+
+// tree renders statements as keepalived.conf, two blanks a level, words
+// with blanks in double quotes.
+func tree(sts []*Statement) string {
+	var b strings.Builder
+	var walk func([]*Statement, string)
+	walk = func(sts []*Statement, indent string) {
+		for _, s := range sts {
+			ws := make([]string, len(s.Words))
+			for i, w := range s.Words {
+				ws[i] = w
+				if strings.ContainsAny(w, " \t") {
+					ws[i] = `"` + w + `"`
+				}
+			}
+			b.WriteString(indent + strings.Join(ws, " "))
+			if s.HasBlock {
+				b.WriteString(" {\n")
+				walk(s.Block, indent+"  ")
+				b.WriteString(indent + "}")
+			}
+			b.WriteString("\n")
+		}
+	}
+	walk(sts, "")
+	return b.String()
+}
+
+// TestManPageExamples: the examples of keepalived.conf(5) (2.2.7 and
+// 2.3.3: "Conditional configuration", "Parameter substitution"), read
+// as keepalived reads them (testdata/man5, its README says what was
+// changed).
+func TestManPageExamples(t *testing.T) {
+	for _, tc := range []struct{ name, id string }{
+		{"multiline-instance", "high"},
+		{"multiline-nested-noblank", "main"},
+		{"recursive", "main"},
+		{"conditional-priority", "main"},
+		{"conditional-definition", "main"},
+		{"conditional", "main"},
+	} {
+		data, err := os.ReadFile("testdata/man5/" + tc.name + ".conf")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile("testdata/man5/" + tc.name + ".want")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load("/etc/keepalived/man.conf", Options{FS: mapFS(map[string]string{"/etc/keepalived/man.conf": string(data)}), ConfigID: tc.id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tree(c.Statements); got != string(want) || len(c.Problems) > 0 {
+			t.Errorf("%s: read as\n%s\nproblems %v\nwant\n%s", tc.name, got, c.Problems, want)
+		}
+	}
+	// As printed, the nested example has blank lines inside $RS, and a
+	// blank line ends a multi-line definition: keepalived 2.2.7 -t says
+	// "(Line 10) Unknown keyword 'MISC_CHECK'" and "(Line 18) Extra '}'
+	// found".
+	data, err := os.ReadFile("testdata/man5/multiline-nested.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := load(t, mapFS(map[string]string{"/etc/keepalived/man.conf": string(data)}), "/etc/keepalived/man.conf")
+	var top []string
+	for _, s := range c.Statements {
+		top = append(top, fmt.Sprintf("%d %s", s.Pos.Line, s.Keyword()))
+	}
+	if !slices.Contains(top, "10 MISC_CHECK") || !hasProblem(c, "man.conf:18: extra '}' found") {
+		t.Errorf("nested example with blank lines: top level %q, problems %v", top, c.Problems)
+	}
+}
+
+// TestDecomment: keepalived's decomment() keeps a final backslash after a
+// comment (the definition goes on), and a backslash hides a quote.
+func TestDecomment(t *testing.T) {
+	for in, want := range map[string]string{
+		`  a b  # c`:           "a b",
+		`a \# b ! c`:           "a # b",
+		`"a # b" # c`:          `"a # b"`,
+		`"a \# b"`:             `"a \# b"`,
+		`$X=a   \`:             `$X=a\`,
+		`$X=a # comment \`:     `$X=a\`,
+		`a \" # b`:             `a \"`,
+		`a # b \\`:             "a",
+		"peer\t! 198.51.100.1": "peer",
+	} {
+		if got, _ := decomment(in); got != want {
+			t.Errorf("decomment(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if _, open := decomment(`a "b`); !open {
+		t.Error(`decomment("a \"b"): quote not reported open`)
+	}
+	if _, open := decomment(`a # "b`); open {
+		t.Error(`a quote in a comment was counted`)
+	}
+}
+
+// TestManPageQuotedScript: keepalived.conf(5) of 2.3.3 (lines 143-155)
+// shows how a script line with quotes and escapes becomes arguments; the
+// same line in a vrrp_script is read so by keepalived 2.3.3.
+func TestManPageQuotedScript(t *testing.T) {
+	text := "$SG_NAME=SG1\n$INST=low\nvrrp_script s {\n" +
+		`    script "/etc/keepalived/notify_event.sh ' spaces\\x20f\x69le ' '\"s p a c e \"' ${SG_NAME}.$INST master"` + "\n}\n"
+	c := load(t, mapFS(map[string]string{"/k.conf": text}), "/k.conf")
+	args, extra, err := c.Model().Scripts[0].Args(Version{2, 3, 3})
+	want := []string{"/etc/keepalived/notify_event.sh", ` spaces\x20file `, `"s p a c e "`, "SG1.low", "master"}
+	if err != nil || extra != nil || !reflect.DeepEqual(args, want) {
+		t.Errorf("args %q extra %q err %v, want %q", args, extra, err, want)
 	}
 }

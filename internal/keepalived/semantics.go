@@ -325,42 +325,6 @@ func hexVal(c byte) byte {
 	return c - '0'
 }
 
-// Strict reports whether strict mode applies to the instance: its own
-// strict_mode, else global vrrp_strict.
-func (in *Instance) Strict(g GlobalDefs) (bool, *Statement) {
-	if in.StrictMode != nil {
-		switch in.StrictMode.Arg(1) {
-		case "", "true", "on", "yes":
-			return true, in.StrictMode
-		}
-		return false, in.StrictMode
-	}
-	return g.VRRPStrict != nil, g.VRRPStrict
-}
-
-// AcceptMode is whether the master accepts traffic to its VIPs, as
-// keepalived decides (vrrp.c): accept or no_accept when set; otherwise
-// on, except in strict mode; and never in strict mode with VRRP version
-// 2. An address owner (priority 255) always accepts. why is the
-// statement that decided, nil for the default.
-func (in *Instance) AcceptMode(g GlobalDefs) (accept bool, why *Statement) {
-	if in.Priority != nil && in.Priority.Arg(1) == "255" {
-		return true, in.Priority
-	}
-	strict, strictWhy := in.Strict(g)
-	switch {
-	case in.NoAccept != nil:
-		return false, in.NoAccept
-	case strict && in.Version.Arg(1) != "3":
-		return false, strictWhy
-	case in.Accept != nil:
-		return true, in.Accept
-	case strict:
-		return false, strictWhy
-	}
-	return true, nil
-}
-
 // SplitUser is the user and group of a script_user or user statement.
 func SplitUser(st *Statement) (user, group string) {
 	return st.Arg(1), st.Arg(2)

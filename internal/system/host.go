@@ -250,6 +250,67 @@ func (Host) Processes() ([]Process, error) {
 	return out, nil
 }
 
+// maxFDs bounds the descriptors of one process looked at.
+const maxFDs = 1 << 14
+
+// Watches reads the inotify watches of pid: each descriptor that
+// /proc/PID/fd shows as "anon_inode:inotify", and its fdinfo.
+func (Host) Watches(pid int) ([]Watch, error) {
+	dir := "/proc/" + strconv.Itoa(pid)
+	f, err := os.Open(dir + "/fd")
+	if err != nil {
+		return nil, err
+	}
+	names, err := f.Readdirnames(maxFDs)
+	f.Close()
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	var out []Watch
+	for _, n := range names {
+		if target, err := os.Readlink(dir + "/fd/" + n); err != nil || target != "anon_inode:inotify" {
+			continue
+		}
+		info, err := readBounded(dir+"/fdinfo/"+n, 1<<20)
+		if err != nil {
+			continue // closed meanwhile
+		}
+		out = append(out, ParseInotifyFdinfo(info)...)
+	}
+	return out, nil
+}
+
+// ParseInotifyFdinfo reads the watches of an inotify descriptor's fdinfo:
+// lines "inotify wd:1 ino:1a2b sdev:800001 mask:..." (ino and sdev in
+// hex, sdev in the kernel's own encoding, major<<20 | minor, which it
+// turns into stat's).
+func ParseInotifyFdinfo(data []byte) []Watch {
+	var out []Watch
+	for _, line := range strings.Split(string(data), "\n") {
+		rest, ok := strings.CutPrefix(line, "inotify ")
+		if !ok {
+			continue
+		}
+		var w Watch
+		var haveIno, haveDev bool
+		for _, f := range strings.Fields(rest) {
+			k, v, _ := strings.Cut(f, ":")
+			n, err := strconv.ParseUint(v, 16, 64)
+			switch {
+			case err != nil:
+			case k == "ino":
+				w.Ino, haveIno = n, true
+			case k == "sdev":
+				w.Dev, haveDev = unix.Mkdev(uint32(n>>20), uint32(n&0xfffff)), true
+			}
+		}
+		if haveIno && haveDev {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
 func bootTime() time.Time {
 	data, err := readBounded("/proc/stat", 1<<20)
 	if err != nil {

@@ -32,6 +32,10 @@ type System interface {
 	Label(name string) (string, error)
 	Interfaces() ([]Interface, error)
 	Processes() ([]Process, error)
+	// Watches are the inodes a process watches with inotify (from
+	// /proc/PID/fdinfo); an error when they cannot be read (another
+	// user's process, or gone).
+	Watches(pid int) ([]Watch, error)
 	// Run runs a command and waits for it, at most until ctx is done.
 	Run(ctx context.Context, cmd Cmd) Result
 }
@@ -78,6 +82,13 @@ type Process struct {
 	Exe   string   // the executable, from /proc/PID/exe; " (deleted)" when replaced
 	Args  []string // the command line
 	Start time.Time
+}
+
+// Watch is an inode a process watches with inotify. Dev is in stat's
+// st_dev encoding, as in FileInfo.
+type Watch struct {
+	Dev uint64
+	Ino uint64
 }
 
 // Cmd is a command to run. UID and GID, when Credential is set, are the

@@ -6,10 +6,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestHostFiles(t *testing.T) {
@@ -125,4 +128,75 @@ func TestHostInterfaces(t *testing.T) {
 		}
 	}
 	t.Errorf("no lo with 127.0.0.1/8 in %+v", ifs)
+}
+
+// TestHostWatches: an inotify watch this process holds is read from
+// /proc/self/fdinfo with the device stat gives the directory; a directory
+// made again under the same name is another inode, not watched.
+func TestHostWatches(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "watched")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_CLOSE_WRITE|unix.IN_DELETE|unix.IN_MOVE); err != nil {
+		t.Fatal(err)
+	}
+	var h Host
+	before, err := h.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	watches, err := h.Watches(os.Getpid())
+	if err != nil || !slices.Contains(watches, Watch{Dev: before.Dev, Ino: before.Ino}) {
+		t.Fatalf("watches %+v (%v), want one on %s dev %#x ino %d", watches, err, dir, before.Dev, before.Ino)
+	}
+	if err := os.Rename(dir, dir+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := h.Stat(dir)
+	watches, _ = h.Watches(os.Getpid())
+	if slices.Contains(watches, Watch{Dev: after.Dev, Ino: after.Ino}) || !slices.Contains(watches, Watch{Dev: before.Dev, Ino: before.Ino}) {
+		t.Errorf("after the directory was made again: watches %+v, new inode %d", watches, after.Ino)
+	}
+	if _, err := h.Watches(1 << 30); err == nil {
+		t.Error("watches of a process that does not exist")
+	}
+}
+
+func TestParseInotifyFdinfo(t *testing.T) {
+	info := "pos:\t0\nflags:\t02000000\nmnt_id:\t15\nino:\t1057\n" +
+		"inotify wd:1 ino:9843a1 sdev:fe00000 mask:2c8 ignored_mask:0 fhandle-bytes:8 fhandle-type:1 f_handle:a1439800c3109d5f\n" +
+		"inotify wd:2 ino:2 sdev:1b mask:2c8 ignored_mask:0\n" +
+		"inotify wd:3 ino:10 sdev:812345 mask:2c8 ignored_mask:0\n" +
+		"inotify wd:4 ino:zz sdev:1b\n"
+	got := ParseInotifyFdinfo([]byte(info))
+	want := []Watch{
+		{Dev: unix.Mkdev(254, 0), Ino: 0x9843a1},
+		{Dev: 0x1b, Ino: 2},
+		{Dev: unix.Mkdev(8, 0x12345), Ino: 16},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	if unix.Mkdev(254, 0) != 0xfe00 {
+		t.Errorf("stat's encoding of 254:0 is %#x, not 0xfe00", unix.Mkdev(254, 0))
+	}
+}
+
+// FuzzParseInotifyFdinfo: whatever /proc/PID/fdinfo holds. Seeds:
+// testdata/fuzz/FuzzParseInotifyFdinfo.
+func FuzzParseInotifyFdinfo(f *testing.F) {
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if ws := ParseInotifyFdinfo(data); len(ws) > strings.Count(string(data), "inotify ") {
+			t.Fatalf("%d watches from %q", len(ws), data)
+		}
+	})
 }

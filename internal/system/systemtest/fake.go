@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -18,11 +19,14 @@ import (
 // not listed are root:root 0755. Commands are looked up by path; a
 // missing one does not start.
 type Fake struct {
-	Files    map[string]*File
-	Users    []system.User
-	Groups   map[string]uint32
-	Ifaces   []system.Interface
-	Procs    []system.Process
+	Files  map[string]*File
+	Users  []system.User
+	Groups map[string]uint32
+	Ifaces []system.Interface
+	Procs  []system.Process
+	// Inotify are the watches of each process; a process not listed
+	// watches nothing, and one listed with nil cannot be read.
+	Inotify  map[int][]system.Watch
 	Commands map[string]func(system.Cmd) system.Result
 }
 
@@ -178,6 +182,26 @@ func (f *Fake) Label(name string) (string, error) {
 
 func (f *Fake) Interfaces() ([]system.Interface, error) { return f.Ifaces, nil }
 func (f *Fake) Processes() ([]system.Process, error)    { return f.Procs, nil }
+
+// Watches are the process's Inotify; fs.ErrPermission for one listed
+// with nil.
+func (f *Fake) Watches(pid int) ([]system.Watch, error) {
+	ws, ok := f.Inotify[pid]
+	if ok && ws == nil {
+		return nil, &fs.PathError{Op: "open", Path: "/proc/" + strconv.Itoa(pid) + "/fd", Err: fs.ErrPermission}
+	}
+	return ws, nil
+}
+
+// WatchOf is the watch of name as a process would have it: its device
+// and inode as Stat says.
+func (f *Fake) WatchOf(name string) (system.Watch, error) {
+	fi, err := f.Stat(name)
+	if err != nil {
+		return system.Watch{}, err
+	}
+	return system.Watch{Dev: fi.Dev, Ino: fi.Ino}, nil
+}
 
 func (f *Fake) Run(ctx context.Context, c system.Cmd) system.Result {
 	run, ok := f.Commands[c.Path]

@@ -43,4 +43,18 @@ func TestFake(t *testing.T) {
 	if r := f.Run(context.Background(), system.Cmd{Path: "/bin/true"}); r.Err == nil {
 		t.Error("a command not in the fake ran")
 	}
+	w, err := f.WatchOf("/tmp/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Inotify = map[int][]system.Watch{10: {w}, 11: nil}
+	if ws, err := f.Watches(10); err != nil || len(ws) != 1 || ws[0] != w {
+		t.Errorf("Watches(10): %+v %v", ws, err)
+	}
+	if _, err := f.Watches(11); !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("Watches(11): %v, want a permission error", err)
+	}
+	if ws, err := f.Watches(12); err != nil || len(ws) != 0 {
+		t.Errorf("Watches(12): %+v %v", ws, err)
+	}
 }
