@@ -29,7 +29,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -56,12 +55,6 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		return runSetup(args, stderr)
 	}
 	stop := catchSignals()
-	if sub == "" {
-		// A single run asks one question: a second P buys it nothing, and
-		// makes the scheduler start and wake threads that cost a run about
-		// a tenth of its time (one thread in six, in `bench cost`).
-		runtime.GOMAXPROCS(1)
-	}
 	defer func() {
 		if p := recover(); p != nil {
 			fmt.Fprintf(stderr, "patroni-vip-check: error: internal error: %v\n%s", p, debug.Stack())
