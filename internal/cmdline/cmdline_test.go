@@ -160,3 +160,28 @@ func containsNewline(s string) bool {
 	}
 	return false
 }
+
+// TestBounds: durations beyond any sane use are refused with the range,
+// before any deadline could overflow (a --timeout of 2562047h once made
+// every poll of the watch "stuck" at once).
+func TestBounds(t *testing.T) {
+	for _, tc := range []struct {
+		mode Mode
+		args []string
+		want string
+	}{
+		{Watch, []string{"--timeout", "2562047h"}, "--timeout 2562047h0m0s is out of range (10ms to 10m0s)"},
+		{Once, []string{"--timeout", "11m"}, "--timeout 11m0s is out of range"},
+		{Once, []string{"--timeout", "5ms"}, "--timeout 5ms is out of range"},
+		{Watch, []string{"--connect-timeout", "2562047h"}, "--connect-timeout 2562047h0m0s is out of range"},
+		{Watch, []string{"--interval", "2h"}, "--interval 2h0m0s is out of range (10ms to 1h0m0s)"},
+		{Once, []string{"--remind", "9000h"}, "--remind 9000h0m0s is out of range"},
+	} {
+		if _, err := Parse(tc.mode, tc.args); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	if c, err := Parse(Watch, []string{"--timeout", "10m", "--interval", "1h", "--remind", "8760h"}); err != nil || c.Timeout != MaxTimeout {
+		t.Errorf("the bounds themselves: %+v, %v", c, err)
+	}
+}
