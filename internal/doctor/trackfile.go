@@ -100,13 +100,13 @@ func (d *doctor) trackDirWatched(tf *keepalived.TrackFile, dir string, fi system
 		readable := false
 		var why error
 		for _, pid := range pids {
-			ws, err := d.sys.Watches(pid)
+			ins, err := d.sys.InotifyOf(pid)
 			if err != nil {
 				why = err
 				continue
 			}
 			readable = true
-			for _, w := range ws {
+			for _, w := range system.Watches(ins) {
 				if w.Dev == fi.Dev && w.Ino == fi.Ino {
 					d.ok(tf.File.Pos, "track_file %s: keepalived (pid %d) watches %s", show(tf.Name), pid, show(dir))
 					return
