@@ -47,6 +47,9 @@ func TestRefusals(t *testing.T) {
 				vips++
 			}
 		}
+		if from := in.FamilyFrom(); from == nil || addrFamily(from.Words[len(from.Words)-1]) != tc.family && addrFamily(from.Words[0]) != tc.family {
+			t.Errorf("%s: the family is set by %+v", tc.name, from)
+		}
 		if in.Family() != tc.family || strings.Join(got, "\n") != strings.Join(tc.want, "\n") || vips != tc.vips || len(in.Peers()) != tc.peers {
 			t.Errorf("%s: family %d, refusals %q, %d VIPs kept, %d peers; want %d, %q, %d, %d", tc.name, in.Family(), got, vips, len(in.Peers()), tc.family, tc.want, tc.vips, tc.peers)
 		}

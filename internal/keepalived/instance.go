@@ -44,30 +44,40 @@ func trueFalse(s string) (value, ok bool) {
 // order keepalived reads them (unicast_src_ip, mcast_src_ip, unicast_peer,
 // mcast_dst_ip, virtual_ipaddress), or native_ipv6; 4 when none does.
 func (in *Instance) Family() int {
-	f, _ := in.familyVersion()
+	f, _, _ := in.familyVersion()
 	return f
+}
+
+// FamilyFrom is the line that set the instance's family, nil when none
+// did (IPv4 by default).
+func (in *Instance) FamilyFrom() *Statement {
+	_, _, from := in.familyVersion()
+	return from
 }
 
 // familyVersion reads the family and the version the instance's own lines
 // set, in order, as the handlers do: "version" is ignored when it
 // conflicts with one already set or says 2 for an IPv6 instance, and
 // native_ipv6 sets version 3. A version of 0 is unset.
-func (in *Instance) familyVersion() (family, version int) {
-	set := func(f int) {
-		if family == 0 {
-			family = f
+func (in *Instance) familyVersion() (family, version int, from *Statement) {
+	set := func(f int, s *Statement) {
+		if family == 0 && f != 0 {
+			family, from = f, s
 		}
 	}
 	for _, s := range in.Stmt.Block {
 		switch s.Keyword() {
 		case "unicast_src_ip", "mcast_src_ip", "mcast_dst_ip":
-			set(addrFamily(s.Arg(1)))
+			set(addrFamily(s.Arg(1)), s)
 		case "unicast_peer", "virtual_ipaddress":
 			for _, v := range values(s) {
-				set(addrFamily(v.Arg(0)))
+				set(addrFamily(v.Arg(0)), v)
 			}
 		case "native_ipv6":
 			if family != 4 {
+				if family == 0 {
+					from = s
+				}
 				family, version = 6, 3
 			}
 		case "version":
@@ -80,7 +90,7 @@ func (in *Instance) familyVersion() (family, version int) {
 	if family == 0 {
 		family = 4
 	}
-	return family, version
+	return family, version, from
 }
 
 // addrFamily is the family of an address as keepalived reads it
@@ -187,7 +197,7 @@ func (in *Instance) SourceIP() (netip.Addr, bool) {
 // mode), else the global vrrp_version (2 by default). why is the line that
 // decided, nil for the default.
 func (in *Instance) VRRPVersion(g GlobalDefs) (int, *Statement) {
-	family, v := in.familyVersion()
+	family, v, _ := in.familyVersion()
 	strict, _ := in.Strict(g)
 	if family == 6 && (v == 0 || v == 2 && strict) {
 		return 3, nil
