@@ -180,7 +180,7 @@ func Run(ctx context.Context, sys system.System, opts Options) []Finding {
 		}
 	}
 	if gates.watch {
-		d.watchService()
+		d.watchServices(gates.files)
 	}
 	d.postgresListen()
 	d.selinuxSummary()
