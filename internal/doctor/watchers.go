@@ -248,8 +248,17 @@ func (d *doctor) systemdProps(sc, unit string) unitProps {
 	ctx, cancel := context.WithTimeout(d.ctx, d.opts.CheckTimeout)
 	defer cancel()
 	r := d.sys.Run(ctx, system.Cmd{Path: sc, Args: []string{"show", "--property=" + strings.Join(systemdProperties, ","), unit}})
+	return parseShow(string(r.Stdout), unit)
+}
+
+// parseShow reads what `systemctl show --property=...` says of a unit:
+// KEY=VALUE lines, EnvironmentFiles= once per file.
+func parseShow(out, unit string) unitProps {
 	p := unitProps{running: true, from: "systemd"}
-	for _, line := range strings.Split(string(r.Stdout), "\n") {
+	if len(out) > 1<<20 {
+		out = out[:1<<20]
+	}
+	for _, line := range strings.Split(out, "\n") {
 		k, v, ok := strings.Cut(line, "=")
 		if !ok {
 			continue
@@ -286,6 +295,10 @@ func (d *doctor) systemdProps(sc, unit string) unitProps {
 	if p.loaded && len(p.envFiles) == 0 {
 		p.envFiles = defaultEnvFiles(unit)
 	}
+	if !p.loaded && p.state == "" {
+		p.state = "not known to systemctl" // it said nothing of it
+	}
+	p.pid = max(p.pid, 0)
 	return p
 }
 
