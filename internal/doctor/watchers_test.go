@@ -66,3 +66,14 @@ func TestUnitFilesWithoutSystemd(t *testing.T) {
 	delete(n.sys.Files, "/usr/lib/systemd/system/patroni-vip-check@.service")
 	want(t, n.run(), Warning, "patroni-vip-check@replica.service: no unit file found (/etc/systemd/system, ")
 }
+
+// A replica's watcher that says no: the read VIP is a replica's, not the
+// primary's.
+func TestReplicaWatcherSaysNo(t *testing.T) {
+	n := newNode(t, "keepalived-read-vip.conf", v227)
+	n.addWatcher(t, "replica", "--pgdata "+pgdata+" http://198.51.100.11:8008/replica?lag=16MB")
+	n.check.reason = "not-eligible"
+	fs := n.run()
+	want(t, fs, OK, "patroni-vip-check@replica.service: http://198.51.100.11:8008/replica?lag=16MB says this node may not hold the VIP now (state=running, role=master, version=3.0.2): the VIP goes to a replica that qualifies")
+	want(t, fs, OK, "patroni-vip-check.service: http://198.51.100.11:8008/primary says this node may not hold the VIP now (state=running, role=master, version=3.0.2): the VIP stays with the primary")
+}
