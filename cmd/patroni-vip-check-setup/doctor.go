@@ -19,10 +19,12 @@ const doctorUsage = `usage: patroni-vip-check doctor [--keepalived-conf FILE] [f
 
 Diagnoses this node's keepalived set-up for patroni-vip-check: reads the
 keepalived configuration with its includes as keepalived does, looks at the
-machine as keepalived will see it, runs the check, and prints one line per
-finding: "ok", "warning" or "failure", each with the fix. Exit status 1 if
-any failure: something that puts the VIP on a node that never passed a
-check, or makes the VIP useless. Run it as root, as keepalived runs.
+machine as keepalived will see it, with the watch units that keep its track
+files, runs the check, and prints one line per finding: "ok", "warning" or
+"failure", each with the fix. Exit status 1 if any failure: something that
+puts the VIP on a node that never passed a check, makes the VIP useless,
+stops keepalived's VRRP process, or makes keepalived -t refuse the
+configuration. Run it as root, as keepalived runs.
 
   --keepalived-conf FILE    the configuration keepalived reads
                             (default ` + doctor.DefaultKeepalivedConf + `)

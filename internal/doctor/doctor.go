@@ -179,9 +179,11 @@ func Run(ctx context.Context, sys system.System, opts Options) []Finding {
 			d.trackFile(tf, uses)
 		}
 	}
+	var watchers []*watcher
 	if gates.watch {
-		d.watchService()
+		watchers = d.watchServices(gates.files)
 	}
+	d.readVIPs(watchers)
 	d.postgresListen()
 	d.selinuxSummary()
 	return d.findings

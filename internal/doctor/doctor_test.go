@@ -80,6 +80,58 @@ type node struct {
 	sys   *systemtest.Fake
 	check *fakeCheck
 	opts  Options
+	units map[string]*fakeUnit // what systemd has loaded
+}
+
+// fakeUnit is a unit as systemctl show says it, specifiers resolved.
+type fakeUnit struct {
+	load, active string
+	pid          int
+	exec         string // argv, as written: variables not expanded
+	envFiles     []string
+	user, caps   string
+	protectHome  string
+	privateTmp   string
+}
+
+// pgdata is the lab's PostgreSQL data directory, as Patroni's
+// configuration and the examples' comments name it.
+const pgdata = "/var/lib/postgresql/15/main"
+
+// watchUnit is a watch unit as the packages install it, with its
+// process at pid.
+func watchUnit(instance string, pid int) *fakeUnit {
+	u := &fakeUnit{load: "loaded", active: "active", pid: pid, caps: "cap_dac_read_search", protectHome: "yes", privateTmp: "yes",
+		exec:     "/usr/bin/patroni-vip-check watch $PATRONI_VIP_CHECK_ARGS",
+		envFiles: []string{"/etc/default/patroni-vip-check", "/etc/sysconfig/patroni-vip-check"}}
+	if instance != "" {
+		u.exec = "/usr/bin/patroni-vip-check watch --track-file=/run/keepalived-patroni-vip-check/" + instance + " $PATRONI_VIP_CHECK_ARGS"
+		u.envFiles = []string{"/etc/default/patroni-vip-check@" + instance, "/etc/sysconfig/patroni-vip-check@" + instance}
+	}
+	return u
+}
+
+// addWatcher runs a template instance with these options: its unit, its
+// options' file, its process, watching the data directory.
+func (n *node) addWatcher(t *testing.T, instance, args string) {
+	t.Helper()
+	pid := 300 + len(n.units)
+	n.units["patroni-vip-check@"+instance+".service"] = watchUnit(instance, pid)
+	n.sys.Files["/etc/default/patroni-vip-check@"+instance] = &systemtest.File{Mode: 0o644, Data: []byte("PATRONI_VIP_CHECK_ARGS=\"" + args + "\"\n")}
+	n.sys.Procs = append(n.sys.Procs, system.Process{PID: pid, Exe: "/usr/bin/patroni-vip-check",
+		Args: []string{"/usr/bin/patroni-vip-check", "watch", "--track-file=/run/keepalived-patroni-vip-check/" + instance}, Start: t0})
+	n.watchPGData(t, pid)
+}
+
+// watchPGData makes the process watch the data directory, as a watch
+// with --pgdata does.
+func (n *node) watchPGData(t *testing.T, pid int) {
+	t.Helper()
+	w, err := n.sys.WatchOf(pgdata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.sys.Inotify[pid] = []system.Watch{w}
 }
 
 func newNode(t *testing.T, example string, v keepalived.Version) *node {
@@ -88,7 +140,7 @@ func newNode(t *testing.T, example string, v keepalived.Version) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &node{check: &fakeCheck{reason: "eligible"}}
+	n := &node{check: &fakeCheck{reason: "eligible"}, units: map[string]*fakeUnit{"patroni-vip-check.service": watchUnit("", 200)}}
 	dir := fs.ModeDir
 	n.sys = &systemtest.Fake{
 		Files: map[string]*systemtest.File{
@@ -106,10 +158,15 @@ func newNode(t *testing.T, example string, v keepalived.Version) *node {
 				"d /run/patroni-vip-check 0711 root root -\nd /run/keepalived-patroni-vip-check 0755 root root -\n")},
 			"/etc/patroni/15-main.yml": {Mode: 0o640, Data: []byte(
 				"name: node1\nrestapi:\n  listen: 0.0.0.0:8008\n  connect_address: 198.51.100.11:8008\n" +
-					"postgresql:\n  listen: 0.0.0.0:5432\n  connect_address: 198.51.100.11:5432\n")},
-			"/proc/sys/net/ipv4/ip_nonlocal_bind": {Mode: 0o644, Data: []byte("0\n")},
+					"postgresql:\n  listen: 0.0.0.0:5432\n  connect_address: 198.51.100.11:5432\n  data_dir: " + pgdata + "\n")},
+			"/proc/sys/net/ipv4/ip_nonlocal_bind":     {Mode: 0o644, Data: []byte("0\n")},
+			"/proc/sys/fs/inotify/max_user_instances": {Mode: 0o644, Data: []byte("128\n")},
+			"/proc/sys/fs/inotify/max_user_watches":   {Mode: 0o644, Data: []byte("8192\n")},
 			"/etc/default/patroni-vip-check": {Mode: 0o644, Data: []byte(
-				"# the node's own REST API\nPATRONI_VIP_CHECK_ARGS=\"http://198.51.100.11:8008/primary\"\n")},
+				"# the node's own REST API\nPATRONI_VIP_CHECK_ARGS=\"--pgdata " + pgdata + " http://198.51.100.11:8008/primary\"\n")},
+			"/var/lib/postgresql":    {Mode: dir | 0o755, UID: 105, GID: 110},
+			"/var/lib/postgresql/15": {Mode: dir | 0o755, UID: 105, GID: 110},
+			pgdata:                   {Mode: dir | 0o700, UID: 105, GID: 110},
 		},
 		Users:  []system.User{{Name: "root", UID: 0, GID: 0, Home: "/root"}, {Name: "postgres", UID: 105, GID: 110}},
 		Groups: map[string]uint32{"root": 0},
@@ -128,37 +185,66 @@ func newNode(t *testing.T, example string, v keepalived.Version) *node {
 			return system.Result{Stderr: []byte("Keepalived v" + v.String() + " (01/16,2022)\n")}
 		},
 		"/usr/bin/patroni-vip-check": func(c system.Cmd) system.Result { return n.check.run(c) },
-		"/usr/bin/systemctl":         n.systemctl("active"),
+		"/usr/bin/systemctl":         n.systemctl,
 	}
-	// keepalived's VRRP child watches the track file's directory.
+	// keepalived's VRRP child watches the track file's directory, the
+	// watch the data directory.
 	w, err := n.sys.WatchOf("/run/keepalived-patroni-vip-check")
 	if err != nil {
 		t.Fatal(err)
 	}
 	n.sys.Inotify = map[int][]system.Watch{101: {{Dev: 1, Ino: 12345}, w}}
+	n.watchPGData(t, 200)
 	return n
 }
 
-func (n *node) systemctl(state string) func(system.Cmd) system.Result {
-	return func(c system.Cmd) system.Result {
-		arg := strings.Join(c.Args, " ")
-		switch {
-		case strings.HasPrefix(arg, "is-active"):
-			code := 0
-			if state != "active" {
-				code = 3
-			}
-			return system.Result{Stdout: []byte(state + "\n"), ExitCode: code}
-		case strings.Contains(arg, "--property=LoadState"):
-			return system.Result{Stdout: []byte("loaded\n")}
-		case strings.Contains(arg, "--property=MainPID"):
-			return system.Result{Stdout: []byte("200\n")}
-		case strings.Contains(arg, "--property=ExecStart"):
-			// As the shipped unit says it: the URL is in the environment file.
-			return system.Result{Stdout: []byte("{ path=/usr/bin/patroni-vip-check ; argv[]=/usr/bin/patroni-vip-check watch $PATRONI_VIP_CHECK_ARGS ; ignore_errors=no ; start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; code=(null) ; status=0/0 }\n")}
-		}
-		return system.Result{ExitCode: 1}
+// systemctl answers `systemctl show --property=A,B UNIT` as systemd does:
+// KEY=VALUE lines, whatever the order asked; a unit systemd does not know
+// is not-found.
+func (n *node) systemctl(c system.Cmd) system.Result {
+	if len(c.Args) != 3 || c.Args[0] != "show" || !strings.HasPrefix(c.Args[1], "--property=") {
+		return system.Result{ExitCode: 1, Stderr: []byte("systemctl: not faked: " + strings.Join(c.Args, " "))}
 	}
+	u, ok := n.units[c.Args[2]]
+	switch instance, isInstance := strings.CutPrefix(strings.TrimSuffix(c.Args[2], ".service"), "patroni-vip-check@"); {
+	case ok:
+	case isInstance:
+		// The template is installed: any instance loads, and runs once
+		// started.
+		u = watchUnit(instance, 0)
+		u.active = "inactive"
+	default:
+		u = &fakeUnit{load: "not-found", active: "inactive"}
+	}
+	var b strings.Builder
+	for _, p := range strings.Split(strings.TrimPrefix(c.Args[1], "--property="), ",") {
+		switch p {
+		case "LoadState":
+			fmt.Fprintf(&b, "LoadState=%s\n", u.load)
+		case "ActiveState":
+			fmt.Fprintf(&b, "ActiveState=%s\n", u.active)
+		case "MainPID":
+			fmt.Fprintf(&b, "MainPID=%d\n", u.pid)
+		case "ExecStart":
+			if u.exec != "" {
+				fmt.Fprintf(&b, "ExecStart={ path=%s ; argv[]=%s ; ignore_errors=no ; start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; code=(null) ; status=0/0 }\n",
+					strings.Fields(u.exec)[0], u.exec)
+			}
+		case "EnvironmentFiles":
+			for _, f := range u.envFiles {
+				fmt.Fprintf(&b, "EnvironmentFiles=%s (ignore_errors=yes)\n", f)
+			}
+		case "User":
+			fmt.Fprintf(&b, "User=%s\n", u.user)
+		case "CapabilityBoundingSet":
+			fmt.Fprintf(&b, "CapabilityBoundingSet=%s\n", u.caps)
+		case "ProtectHome":
+			fmt.Fprintf(&b, "ProtectHome=%s\n", u.protectHome)
+		case "PrivateTmp":
+			fmt.Fprintf(&b, "PrivateTmp=%s\n", u.privateTmp)
+		}
+	}
+	return system.Result{Stdout: []byte(b.String())}
 }
 
 func (n *node) run() []Finding {
@@ -467,8 +553,8 @@ func TestTrackFile(t *testing.T) {
 
 func TestWatchService(t *testing.T) {
 	n := newNode(t, "keepalived-watch.conf", v227)
-	n.sys.Commands["/usr/bin/systemctl"] = n.systemctl("failed")
-	want(t, n.run(), Failure, "patroni-vip-check.service is failed: nothing keeps the track file up to date")
+	n.units["patroni-vip-check.service"].active = "failed"
+	want(t, n.run(), Failure, "patroni-vip-check.service is failed: nothing keeps /run/keepalived-patroni-vip-check/eligible up to date")
 
 	n = newNode(t, "keepalived-watch.conf", v227)
 	delete(n.sys.Files, "/run/systemd/system")
@@ -478,9 +564,44 @@ func TestWatchService(t *testing.T) {
 	n.sys.Procs[2].Exe = "/usr/bin/patroni-vip-check (deleted)"
 	want(t, n.run(), Warning, "still runs the binary that was replaced")
 
+	// A file of the track directory is a template instance's...
 	n = newNode(t, "keepalived-watch.conf", v227)
 	n.edit(t, "    file /run/keepalived-patroni-vip-check/eligible\n", "    file /run/keepalived-patroni-vip-check/other\n")
-	want(t, n.run(), Failure, "reads /run/keepalived-patroni-vip-check/other, but patroni-vip-check.service keeps /run/keepalived-patroni-vip-check/eligible")
+	line := n.line(t, "    file /run/keepalived-patroni-vip-check/other")
+	want(t, n.run(), Failure, fmt.Sprintf("keepalived.conf:%d: patroni-vip-check@other.service has no options (/etc/default/patroni-vip-check@other or /etc/sysconfig/patroni-vip-check@other): it does not start, nothing keeps /run/keepalived-patroni-vip-check/other", line),
+		`echo 'PATRONI_VIP_CHECK_ARGS="--pgdata DIR http://NODE:8008/primary"' > /etc/default/patroni-vip-check@other, then systemctl enable --now patroni-vip-check@other.service`)
+	n.sys.Files["/etc/default/patroni-vip-check@other"] = &systemtest.File{Mode: 0o644, Data: []byte("PATRONI_VIP_CHECK_ARGS=http://198.51.100.11:8008/primary\n")}
+	want(t, n.run(), Failure, "patroni-vip-check@other.service is inactive: nothing keeps /run/keepalived-patroni-vip-check/other up to date", "systemctl enable --now patroni-vip-check@other.service")
+	n.addWatcher(t, "other", "--pgdata "+pgdata+" http://198.51.100.11:8008/primary")
+	found := n.run()
+	none(t, found, Warning)
+	want(t, found, OK, "track_file patroni_primary: patroni-vip-check@other.service keeps /run/keepalived-patroni-vip-check/other")
+	want(t, found, OK, "patroni-vip-check@other.service: http://198.51.100.11:8008/primary says this node may hold the VIP")
+	for _, f := range found {
+		if strings.Contains(f.Msg, "patroni-vip-check.service") {
+			t.Errorf("the plain unit, which keeps no file in use, is judged: %s", f)
+		}
+	}
+	// ...unless the plain unit's options name it.
+	n = newNode(t, "keepalived-watch.conf", v227)
+	n.edit(t, "    file /run/keepalived-patroni-vip-check/eligible\n", "    file /run/keepalived-patroni-vip-check/other\n")
+	n.sys.Files["/etc/default/patroni-vip-check"].Data = []byte("PATRONI_VIP_CHECK_ARGS=\"--track-file /run/keepalived-patroni-vip-check/other --pgdata " + pgdata + " http://198.51.100.11:8008/primary\"\n")
+	found = n.run()
+	none(t, found, Warning)
+	want(t, found, OK, "track_file patroni_primary: patroni-vip-check.service keeps /run/keepalived-patroni-vip-check/other")
+
+	// A file elsewhere is the plain unit's.
+	n = newNode(t, "keepalived-watch.conf", v227)
+	n.edit(t, "    file /run/keepalived-patroni-vip-check/eligible\n", "    file /run/pvc/eligible\n")
+	n.sys.Files["/run/pvc"] = &systemtest.File{Mode: fs.ModeDir | 0o755}
+	want(t, n.run(), Failure, "track_file patroni_primary reads /run/pvc/eligible, but patroni-vip-check.service keeps /run/keepalived-patroni-vip-check/eligible", "make both name the same file")
+	delete(n.units, "patroni-vip-check.service")
+	want(t, n.run(), Failure, "patroni-vip-check.service is not-found: nothing keeps /run/pvc/eligible, and the instance stays in FAULT")
+
+	// No unit name holds some file names.
+	n = newNode(t, "keepalived-watch.conf", v227)
+	n.edit(t, "    file /run/keepalived-patroni-vip-check/eligible\n", "    file \"/run/keepalived-patroni-vip-check/a b\"\n")
+	want(t, n.run(), Failure, "track_file patroni_primary reads /run/keepalived-patroni-vip-check/a b, which no instance of patroni-vip-check@.service can keep")
 }
 
 func TestRunningKeepalived(t *testing.T) {
@@ -1047,7 +1168,7 @@ func TestTrackDirMadeAgain(t *testing.T) {
 	n.sys.Files[conf].ModTime = t0.Add(2 * time.Hour)
 	fs := n.run()
 	for _, f := range fs {
-		if strings.Contains(f.Msg, "inotify") || strings.Contains(f.Msg, "does not watch") {
+		if strings.Contains(f.Msg, "watches of keepalived") || strings.Contains(f.Msg, "keepalived (pid") && strings.Contains(f.Msg, "watch") {
 			t.Errorf("judged by a keepalived that runs an older configuration: %s", f)
 		}
 	}

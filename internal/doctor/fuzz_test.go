@@ -8,7 +8,7 @@ import (
 )
 
 // The doctor's parsers of what the machine says: tmpfiles.d files,
-// systemctl's ExecStart, keepalived's command line, a track file.
+// systemctl's ExecStart and show, keepalived's command line, a track file.
 // Seeds: testdata/fuzz.
 
 func FuzzTmpfilesDirectories(f *testing.F) {
@@ -27,6 +27,20 @@ func FuzzExecStartArgv(f *testing.F) {
 			if a == "" || strings.ContainsAny(a, " \t\n") {
 				t.Fatalf("argument %q", a)
 			}
+		}
+	})
+}
+
+// FuzzParseShow: whatever systemctl show prints, the unit's settings are
+// read without a panic, and a unit read as loaded has options' files.
+func FuzzParseShow(f *testing.F) {
+	f.Fuzz(func(t *testing.T, out string) {
+		p := parseShow(out, "patroni-vip-check@replica.service")
+		if p.loaded && len(p.envFiles) == 0 {
+			t.Fatalf("loaded, no options' files: %+v", p)
+		}
+		if !p.loaded && p.state == "" && strings.Contains(out, "LoadState=") {
+			t.Fatalf("neither loaded nor in a state: %+v", p)
 		}
 	})
 }

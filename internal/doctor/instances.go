@@ -53,6 +53,7 @@ func (d *doctor) instances() gates {
 		d.instanceStarts(in)
 		d.instanceGate(in, &gs)
 		d.instanceAccept(in)
+		d.instanceFamily(in)
 		d.instanceAuth(in)
 		d.instanceNetwork(in)
 		if in.WantsMaster() {
@@ -60,7 +61,78 @@ func (d *doctor) instances() gates {
 				"vrrp_instance %s starts as MASTER: it may take the VIP at start-up before its check has answered", show(in.Name))
 		}
 	}
+	d.routerIDs()
 	return gs
+}
+
+// familyName is "IPv4" or "IPv6".
+func familyName(f int) string {
+	if f == 6 {
+		return "IPv6"
+	}
+	return "IPv4"
+}
+
+// instanceFamily: one instance speaks one family, set by the first address
+// keepalived reads in it; keepalived refuses addresses of the other, and a
+// label on an IPv6 VIP.
+func (d *doctor) instanceFamily(in *keepalived.Instance) {
+	family := familyName(in.Family())
+	set := "by default"
+	if from := in.FamilyFrom(); from != nil {
+		set = "from " + show(from.Pos.String())
+	}
+	for _, r := range in.Refusals() {
+		says := show(r.Says)
+		switch r.What {
+		case "label":
+			v := keepalived.VIP{}
+			for _, x := range in.VIPs {
+				if x.Stmt == r.Stmt {
+					v = x
+				}
+			}
+			d.fail(r.Stmt.Pos, "remove label "+v.Label+" (an IPv6 address has none)",
+				"vrrp_instance %s: the IPv6 VIP %s has a label, which keepalived refuses (%q): keepalived -t fails on the configuration, and keepalived adds the VIP without it", show(in.Name), v.Prefix, says)
+		case "virtual_ipaddress":
+			d.fail(r.Stmt.Pos, "give each family's VIPs an instance of their own (keepalived-conf --instance NAME for each)",
+				"vrrp_instance %s is %s (%s): keepalived drops the VIP %s (%q), and no node ever holds it", show(in.Name), family, set, show(r.Stmt.Arg(0)), says)
+		case "unicast_peer":
+			d.warn(r.Stmt.Pos, "list the peers' "+family+" addresses",
+				"vrrp_instance %s is %s (%s): keepalived skips the peer %s (%q): this node sends it no adverts and takes none from it", show(in.Name), family, set, show(r.Stmt.Arg(0)), says)
+		default:
+			d.warn(r.Stmt.Pos, "write this node's "+family+" address",
+				"vrrp_instance %s is %s (%s): keepalived skips %s %s (%q) and sends from the interface's address, which peers that check the source drop", show(in.Name), family, set, r.What, show(r.Stmt.Arg(1)), says)
+		}
+	}
+	if len(in.UnicastPeers) > 0 && len(in.Peers()) == 0 {
+		d.warn(in.Stmt.Pos, "list the peers' "+family+" addresses",
+			"vrrp_instance %s: keepalived keeps none of its unicast peers and multicasts its adverts instead: where the network drops multicast, the nodes never hear each other", show(in.Name))
+	}
+}
+
+// routerIDs: keepalived refuses one virtual_router_id twice in a family on
+// an interface, whichever files the instances are in, and its VRRP process
+// stops.
+func (d *doctor) routerIDs() {
+	addr := func(iface string, family int) (netip.Addr, bool) {
+		it, ok := d.iface(iface)
+		if !ok {
+			return netip.Addr{}, false
+		}
+		for _, a := range it.Addrs {
+			if a.Addr().Is4() == (family == 4) {
+				return a.Addr(), true
+			}
+		}
+		return netip.Addr{}, false
+	}
+	for _, c := range d.model.VRIDConflicts(addr) {
+		id, _, _ := c.B.RouterID()
+		d.fail(c.B.VirtualRouterID.Pos, "give each instance a virtual_router_id of its own, the same on every node of its cluster (keepalived-conf --router-id)",
+			"vrrp_instance %s has virtual_router_id %d, as vrrp_instance %s (%s) has, %s on %s: keepalived refuses the two (%q) and its VRRP process stops at start: no VIP on this node",
+			show(c.B.Name), id, show(c.A.Name), show(c.A.VirtualRouterID.Pos.String()), familyName(c.A.Family()), show(c.A.Interface.Arg(1)), show(c.Says))
+	}
 }
 
 // instanceStarts: what makes keepalived's whole VRRP process stop at start
@@ -78,7 +150,7 @@ func (d *doctor) instanceStarts(in *keepalived.Instance) {
 	}
 	valid := 0
 	for _, v := range in.VIPs {
-		if v.Valid {
+		if in.KeepsVIP(v) {
 			valid++
 		}
 	}
@@ -223,13 +295,13 @@ func (d *doctor) instanceAuth(in *keepalived.Instance) {
 			"vrrp_instance %s: auth_pass is longer than 8 characters: keepalived uses the first 8 (\"Truncating auth_pass to 8 characters\")", show(in.Name))
 	}
 	switch {
-	case len(in.UnicastPeers) > 0 && (in.CheckUnicastSrc != nil || g.CheckUnicastSrc != nil):
+	case len(in.Peers()) > 0 && (in.CheckUnicastSrc != nil || g.CheckUnicastSrc != nil):
 		pos := posOf(in.CheckUnicastSrc)
 		if in.CheckUnicastSrc == nil {
 			pos = g.CheckUnicastSrc.Pos
 		}
 		d.ok(pos, "vrrp_instance %s takes adverts from its unicast peers only (check_unicast_src)", show(in.Name))
-	case len(in.UnicastPeers) > 0:
+	case len(in.Peers()) > 0:
 		d.warn(in.Stmt.Pos, "add check_unicast_src to the instance",
 			"vrrp_instance %s takes adverts from any address: a host that sends one with a higher priority takes the VIP", show(in.Name))
 	default:
@@ -271,7 +343,10 @@ func (d *doctor) instanceNetwork(in *keepalived.Instance) {
 	}
 	if src := in.UnicastSrcIP.Arg(1); src != "" {
 		a, err := netip.ParseAddr(src)
+		_, kept := in.SourceIP()
 		switch {
+		case err == nil && !kept:
+			// Said by instanceFamily.
 		case err != nil:
 			d.fail(in.UnicastSrcIP.Pos, "write this node's address", "unicast_src_ip %s is not an address", show(src))
 		case !holds(own, a):
@@ -305,6 +380,9 @@ func (d *doctor) vip(in *keepalived.Instance, v keepalived.VIP, instanceIface st
 		d.fail(v.Stmt.Pos, "write ADDRESS/PREFIX", "virtual_ipaddress %s is not an address", show(v.Stmt.Arg(0)))
 		return
 	}
+	if !in.KeepsVIP(v) {
+		return // dropped for its family: instanceFamily says so
+	}
 	dev := v.Dev
 	if dev == "" {
 		dev = instanceIface
@@ -333,7 +411,7 @@ func (d *doctor) vip(in *keepalived.Instance, v keepalived.VIP, instanceIface st
 	default:
 		d.ok(v.Stmt.Pos, "the VIP %s is in %s's subnet %s", v.Prefix, dev, same[0].Masked())
 	}
-	if v.Label != "" && (len(v.Label) > 15 || !strings.HasPrefix(v.Label, dev)) {
+	if v.Label != "" && v.Prefix.Addr().Is4() && (len(v.Label) > 15 || !strings.HasPrefix(v.Label, dev)) {
 		d.warn(v.Stmt.Pos, "use a label that starts with "+dev+", at most 15 characters", "label %s does not suit dev %s", show(v.Label), dev)
 	}
 }

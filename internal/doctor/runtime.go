@@ -146,7 +146,7 @@ func (d *doctor) postgresListen() {
 	nonlocal := d.readTrim("/proc/sys/net/ipv4/ip_nonlocal_bind") == "1"
 	for _, in := range d.model.Instances {
 		for _, v := range in.VIPs {
-			if !v.Valid {
+			if !in.KeepsVIP(v) {
 				continue
 			}
 			vip := v.Prefix.Addr()

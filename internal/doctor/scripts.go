@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	neturl "net/url"
 	"path"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -596,7 +598,11 @@ func (d *doctor) patroniAnswer(pos keepalived.Pos, who, exe string, cfg cmdline.
 	case r.ExitCode == 0 && rep.Eligible:
 		d.ok(pos, "%s: %s says this node may hold the VIP%s", show(who), show(url), show(facts))
 	case r.ExitCode == 1 && rep.Reason == check.NotEligible:
-		d.ok(pos, "%s: %s says this node may not hold the VIP now%s: the VIP stays with the primary", show(who), show(url), show(facts))
+		where := "the VIP stays with the primary"
+		if u, err := neturl.Parse(cfg.URL); err == nil && slices.Equal(check.EndpointFor(u.Path).Roles, check.EndpointFor("/replica").Roles) {
+			where = "the VIP goes to a replica that qualifies"
+		}
+		d.ok(pos, "%s: %s says this node may not hold the VIP now%s: %s", show(who), show(url), show(facts), where)
 	case r.ExitCode == 1:
 		d.fail(pos, "make Patroni's REST API answer the check (URL, TLS flags, firewall)",
 			"%s: the check gets no usable answer from %s: %s: %s: this node can never hold the VIP", show(who), show(url), rep.Reason, show(rep.Detail))

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // packageMounts is the shell that sets up the packages' paths.
@@ -48,7 +49,7 @@ func (l *lab) configTest(conf string) (int, string) {
 func TestShippedExamples(t *testing.T) {
 	eachKeepalived(t, func(t *testing.T, l *lab) {
 		must(t, os.Mkdir(filepath.Join(l.work, "run"), 0o755))
-		for _, ex := range []string{"keepalived.conf", "keepalived-2.3.conf", "keepalived-watch.conf"} {
+		for _, ex := range []string{"keepalived.conf", "keepalived-2.3.conf", "keepalived-watch.conf", "keepalived-read-vip.conf"} {
 			data, err := os.ReadFile("../../packaging/" + ex)
 			must(t, err)
 			l.write(ex, string(data), 0o644)
@@ -66,7 +67,8 @@ func TestShippedExamples(t *testing.T) {
 				continue
 			}
 
-			if ex == "keepalived-watch.conf" {
+			switch ex {
+			case "keepalived-watch.conf":
 				os.Remove(filepath.Join(l.work, "run", "eligible"))
 				l.startPackaged(conf)
 				l.expectNoVIP("no track file yet")
@@ -74,7 +76,25 @@ func TestShippedExamples(t *testing.T) {
 				l.expectVIP("the file says 1")
 				l.write("run/eligible", "0\n", 0o644)
 				l.expectVIPGone("the file says 0")
-			} else {
+			case "keepalived-read-vip.conf":
+				// Each VIP follows its own file: the read VIP the replica
+				// watcher's, and nothing else.
+				os.Remove(filepath.Join(l.work, "run", "eligible"))
+				os.Remove(filepath.Join(l.work, "run", "replica"))
+				l.startPackaged(conf)
+				l.expectNoVIP("no track files yet")
+				l.write("run/replica", "1\n", 0o644)
+				if !eventually(10*time.Second, func() bool { return l.holds(readVIPAddr) }) {
+					t.Errorf("keepalived %s did not take the read VIP (the replica's file says 1):\n%s", l.f.version, l.kalog.String())
+				}
+				if l.vipHeld() {
+					t.Errorf("keepalived %s took the primary's VIP on the replica's file", l.f.version)
+				}
+				l.write("run/replica", "0\n", 0o644)
+				if !eventually(5*time.Second, func() bool { return !l.holds(readVIPAddr) }) {
+					t.Errorf("keepalived %s kept the read VIP (the file says 0):\n%s", l.f.version, l.kalog.String())
+				}
+			default:
 				l.patr.set(http.StatusServiceUnavailable, 0)
 				l.startPackaged(conf)
 				l.expectLog("VRRP_Script(patroni_primary) failed")
@@ -92,6 +112,14 @@ func TestShippedExamples(t *testing.T) {
 			l.stop()
 		}
 	})
+}
+
+const readVIPAddr = "198.51.100.101"
+
+// holds reports whether the node holds the IPv4 address.
+func (l *lab) holds(addr string) bool {
+	out, _ := exec.Command("ip", "-n", l.ns, "-4", "addr", "show", "dev", "eth0").Output()
+	return strings.Contains(string(out), "inet "+addr+"/")
 }
 
 // packagedDoctor runs the doctor with the packages' paths in place.

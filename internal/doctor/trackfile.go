@@ -2,7 +2,6 @@ package doctor
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,14 +10,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/patroni-vip-check/patroni-vip-check/internal/cmdline"
 	"github.com/patroni-vip-check/patroni-vip-check/internal/keepalived"
 	"github.com/patroni-vip-check/patroni-vip-check/internal/system"
-	"github.com/patroni-vip-check/patroni-vip-check/internal/unitfile"
 )
-
-// WatchService is the unit that keeps the track file.
-const WatchService = "patroni-vip-check.service"
 
 // trackFile checks a track_file block and how the instances use it.
 func (d *doctor) trackFile(tf *keepalived.TrackFile, uses []keepalived.Tracker) {
@@ -100,13 +94,13 @@ func (d *doctor) trackDirWatched(tf *keepalived.TrackFile, dir string, fi system
 		readable := false
 		var why error
 		for _, pid := range pids {
-			ws, err := d.sys.Watches(pid)
+			ins, err := d.sys.InotifyOf(pid)
 			if err != nil {
 				why = err
 				continue
 			}
 			readable = true
-			for _, w := range ws {
+			for _, w := range system.Watches(ins) {
 				if w.Dev == fi.Dev && w.Ino == fi.Ino {
 					d.ok(tf.File.Pos, "track_file %s: keepalived (pid %d) watches %s", show(tf.Name), pid, show(dir))
 					return
@@ -269,98 +263,4 @@ func (d *doctor) systemctl() string {
 		}
 	}
 	return ""
-}
-
-func (d *doctor) systemctlValue(sc, property string) string {
-	ctx, cancel := context.WithTimeout(d.ctx, d.opts.CheckTimeout)
-	defer cancel()
-	r := d.sys.Run(ctx, system.Cmd{Path: sc, Args: []string{"show", "--property=" + property, "--value", WatchService}})
-	return strings.TrimSpace(string(r.Stdout))
-}
-
-// watchService: the service that keeps the track file must run, keep
-// the file keepalived reads, and get answers from Patroni.
-func (d *doctor) watchService() {
-	sc := d.systemctl()
-	if sc == "" {
-		d.warn(keepalived.Pos{}, "make sure patroni-vip-check watch runs and keeps the file",
-			"cannot tell whether %s runs: systemd does not run here", WatchService)
-		return
-	}
-	if load := d.systemctlValue(sc, "LoadState"); load != "loaded" {
-		d.fail(keepalived.Pos{}, "install the patroni-vip-check package, or the unit",
-			"%s is %s: nothing keeps the track file, and the instance stays in FAULT", WatchService, show(load))
-		return
-	}
-	ctx, cancel := context.WithTimeout(d.ctx, d.opts.CheckTimeout)
-	r := d.sys.Run(ctx, system.Cmd{Path: sc, Args: []string{"is-active", WatchService}})
-	cancel()
-	state := strings.TrimSpace(string(r.Stdout))
-	if state != "active" {
-		d.fail(keepalived.Pos{}, "systemctl enable --now "+WatchService,
-			"%s is %s: nothing keeps the track file up to date", WatchService, show(state))
-	} else {
-		d.ok(keepalived.Pos{}, "%s is active", WatchService)
-	}
-	if pid, err := strconv.Atoi(d.systemctlValue(sc, "MainPID")); err == nil && pid > 0 {
-		if ps, err := d.sys.Processes(); err == nil {
-			for _, p := range ps {
-				if p.PID == pid && strings.HasSuffix(p.Exe, " (deleted)") {
-					d.warn(keepalived.Pos{}, "systemctl restart "+WatchService,
-						"%s still runs the binary that was replaced since it started", WatchService)
-				}
-			}
-		}
-	}
-	argv := d.expandEnv(ExecStartArgv(d.systemctlValue(sc, "ExecStart")))
-	if len(argv) < 2 || !isCheck(argv) || argv[1] != cmdline.SubWatch {
-		d.warn(keepalived.Pos{}, "", "%s does not run patroni-vip-check watch (ExecStart %q)", WatchService, show(strings.Join(argv, " ")))
-		return
-	}
-	_, cfg, err := checkLine(argv)
-	if err != nil {
-		d.fail(keepalived.Pos{}, "fix PATRONI_VIP_CHECK_ARGS in "+strings.Join(watchEnvFiles, " or "),
-			"%s: %s: the watch does not start, and the instance stays in FAULT", WatchService, show(err.Error()))
-		return
-	}
-	for _, tf := range d.model.TrackFiles {
-		if tf.Path() != "" && tf.Path() != cfg.TrackFile {
-			d.fail(tf.File.Pos, "make both name the same file",
-				"track_file %s reads %s, but %s keeps %s", show(tf.Name), show(tf.Path()), WatchService, show(cfg.TrackFile))
-		}
-	}
-	d.patroniAnswer(keepalived.Pos{}, WatchService, argv[0], cfg, runAs{name: "root"})
-}
-
-// watchEnvFiles are the unit's EnvironmentFile= paths, where its
-// PATRONI_VIP_CHECK_ARGS is set.
-var watchEnvFiles = []string{"/etc/default/patroni-vip-check", "/etc/sysconfig/patroni-vip-check"}
-
-// expandEnv expands the variables of the service's command as systemd
-// does: systemctl shows the command as written, "$PATRONI_VIP_CHECK_ARGS"
-// and all.
-func (d *doctor) expandEnv(argv []string) []string {
-	env := map[string]string{}
-	for _, f := range watchEnvFiles {
-		if b, err := fs.ReadFile(d.sys.FS(), strings.TrimPrefix(f, "/")); err == nil {
-			for k, v := range unitfile.ParseEnv(string(b)) {
-				env[k] = v
-			}
-		}
-	}
-	if _, expanded, err := unitfile.Command(strings.Join(argv, " "), env); err == nil {
-		return expanded
-	}
-	return argv
-}
-
-// ExecStartArgv is the command of `systemctl show -p ExecStart --value`:
-// "{ path=/usr/bin/x ; argv[]=/usr/bin/x watch URL ; ignore_errors=no ; ... }".
-func ExecStartArgv(value string) []string {
-	_, rest, ok := strings.Cut(value, "argv[]=")
-	if !ok {
-		return nil
-	}
-	argv, _, _ := strings.Cut(rest, " ; ")
-	return strings.Fields(argv)
 }

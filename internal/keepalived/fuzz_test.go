@@ -2,6 +2,7 @@ package keepalived
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -87,6 +88,22 @@ func FuzzLoad(f *testing.F) {
 					tf.Effective(r)
 					tf.InitValue()
 				}
+			}
+			// An address keepalived refuses for its family is never one
+			// it keeps.
+			for _, r := range in.Refusals() {
+				if r.Says == "" || r.What == "virtual_ipaddress" && in.KeepsVIP(parseVIP(r.Stmt)) {
+					t.Fatalf("instance %s: refusal %+v", in.Name, r)
+				}
+			}
+			if src, ok := in.SourceIP(); ok && (src.Is4() != (in.Family() == 4)) {
+				t.Fatalf("instance %s: source %s of family %d", in.Name, src, in.Family())
+			}
+		}
+		any := func(string, int) (netip.Addr, bool) { return netip.MustParseAddr("198.51.100.11"), true }
+		for _, c := range m.VRIDConflicts(any) {
+			if c.A == c.B || c.A.Family() != c.B.Family() || c.Says == "" {
+				t.Fatalf("conflict %+v", c)
 			}
 		}
 	})

@@ -44,43 +44,40 @@ func trueFalse(s string) (value, ok bool) {
 // order keepalived reads them (unicast_src_ip, mcast_src_ip, unicast_peer,
 // mcast_dst_ip, virtual_ipaddress), or native_ipv6; 4 when none does.
 func (in *Instance) Family() int {
-	f, _ := in.familyVersion()
+	f, _, _ := in.familyVersion()
 	return f
+}
+
+// FamilyFrom is the line that set the instance's family, nil when none
+// did (IPv4 by default).
+func (in *Instance) FamilyFrom() *Statement {
+	_, _, from := in.familyVersion()
+	return from
 }
 
 // familyVersion reads the family and the version the instance's own lines
 // set, in order, as the handlers do: "version" is ignored when it
 // conflicts with one already set or says 2 for an IPv6 instance, and
 // native_ipv6 sets version 3. A version of 0 is unset.
-func (in *Instance) familyVersion() (family, version int) {
-	fam := func(a string) int {
-		if p, err := netip.ParsePrefix(a); err == nil {
-			a = p.Addr().String()
-		}
-		ad, err := netip.ParseAddr(a)
-		switch {
-		case err != nil:
-			return 0
-		case ad.Is4() || ad.Is4In6():
-			return 4
-		}
-		return 6
-	}
-	set := func(f int) {
-		if family == 0 {
-			family = f
+func (in *Instance) familyVersion() (family, version int, from *Statement) {
+	set := func(f int, s *Statement) {
+		if family == 0 && f != 0 {
+			family, from = f, s
 		}
 	}
 	for _, s := range in.Stmt.Block {
 		switch s.Keyword() {
 		case "unicast_src_ip", "mcast_src_ip", "mcast_dst_ip":
-			set(fam(s.Arg(1)))
+			set(addrFamily(s.Arg(1)), s)
 		case "unicast_peer", "virtual_ipaddress":
 			for _, v := range values(s) {
-				set(fam(v.Arg(0)))
+				set(addrFamily(v.Arg(0)), v)
 			}
 		case "native_ipv6":
 			if family != 4 {
+				if family == 0 {
+					from = s
+				}
 				family, version = 6, 3
 			}
 		case "version":
@@ -93,7 +90,106 @@ func (in *Instance) familyVersion() (family, version int) {
 	if family == 0 {
 		family = 4
 	}
-	return family, version
+	return family, version, from
+}
+
+// addrFamily is the family of an address as keepalived reads it
+// (inet_stosockaddr): 6 if it holds a colon, else 4; 0 if it is not an
+// address (keepalived skips the line).
+func addrFamily(a string) int {
+	if p, err := netip.ParsePrefix(a); err == nil {
+		a = p.Addr().String()
+	}
+	ad, err := netip.ParseAddr(a)
+	switch {
+	case err != nil:
+		return 0
+	case ad.Is4():
+		return 4
+	}
+	return 6
+}
+
+// Refusal is an address line keepalived refuses, or takes only in part,
+// in an instance: what it says.
+type Refusal struct {
+	Stmt *Statement
+	What string // "unicast_src_ip" (or "mcast_src_ip"), "unicast_peer", "virtual_ipaddress", "label"
+	Says string
+}
+
+// Refusals are the instance's address lines keepalived refuses for their
+// family, in order: a source address, a unicast peer or a VIP of the other
+// family than the instance's (the first address read sets it: Family),
+// and a label on an IPv6 VIP. Sources: vrrp_parser.c (vrrp_srcip_handler),
+// vrrp_data.c (alloc_vrrp_unicast_peer, alloc_vrrp_vip), vrrp_ipaddress.c
+// (parse_ipaddress), the same in 2.2.7 and 2.3.3.
+func (in *Instance) Refusals() []Refusal {
+	family := in.Family()
+	var out []Refusal
+	other := func(a string) bool { f := addrFamily(a); return f != 0 && f != family }
+	for _, s := range in.Stmt.Block {
+		switch s.Keyword() {
+		case "unicast_src_ip", "mcast_src_ip":
+			if other(s.Arg(1)) {
+				out = append(out, Refusal{s, s.Keyword(), sprintf("Configuration error: VRRP instance[%s] and src address[%s] MUST be of the same family !!! Skipping...", in.Name, s.Arg(1))})
+			}
+		case "unicast_peer":
+			for _, p := range values(s) {
+				if other(p.Arg(0)) {
+					out = append(out, Refusal{p, "unicast_peer", sprintf("Configuration error: VRRP instance[%s] and unicast peer address[%s] MUST be of the same family !!! Skipping...", in.Name, p.Arg(0))})
+				}
+			}
+		case "virtual_ipaddress":
+			for _, v := range values(s) {
+				switch vip := parseVIP(v); {
+				case !vip.Valid:
+				case other(v.Arg(0)):
+					out = append(out, Refusal{v, "virtual_ipaddress", sprintf("(%s): address family must match VRRP instance [%s] - ignoring", in.Name, v.Arg(0))})
+				case vip.Label != "" && vip.Prefix.Addr().Is6():
+					out = append(out, Refusal{v, "label", sprintf("Cannot specify label for IPv6 addresses (%s) - ignoring label", v.Arg(0))})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// KeepsVIP reports whether keepalived adds the VIP to the instance: a
+// valid address of the instance's family.
+func (in *Instance) KeepsVIP(v VIP) bool {
+	return v.Valid && addrFamily(v.Stmt.Arg(0)) == in.Family()
+}
+
+// Peers are the unicast peers keepalived keeps: addresses of the
+// instance's family. None means the instance multicasts, even with
+// unicast_src_ip ("Defaulting to multicast" up to 2.2.4's rules, which
+// 2.2.7 and 2.3.3 keep unless told otherwise).
+func (in *Instance) Peers() []netip.Addr {
+	family := in.Family()
+	var out []netip.Addr
+	for _, p := range in.UnicastPeers {
+		if a, err := netip.ParseAddr(p.Arg(0)); err == nil && addrFamily(p.Arg(0)) == family {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// SourceIP is the instance's unicast_src_ip (or mcast_src_ip) when
+// keepalived keeps it: of the instance's family.
+func (in *Instance) SourceIP() (netip.Addr, bool) {
+	var src netip.Addr
+	ok := false
+	for _, s := range in.Stmt.Block {
+		if k := s.Keyword(); k != "unicast_src_ip" && k != "mcast_src_ip" {
+			continue
+		}
+		if a, err := netip.ParseAddr(s.Arg(1)); err == nil && addrFamily(s.Arg(1)) == in.Family() {
+			src, ok = a, true
+		}
+	}
+	return src, ok
 }
 
 // VRRPVersion is the VRRP version the instance speaks: its own version
@@ -101,7 +197,7 @@ func (in *Instance) familyVersion() (family, version int) {
 // mode), else the global vrrp_version (2 by default). why is the line that
 // decided, nil for the default.
 func (in *Instance) VRRPVersion(g GlobalDefs) (int, *Statement) {
-	family, v := in.familyVersion()
+	family, v, _ := in.familyVersion()
 	strict, _ := in.Strict(g)
 	if family == 6 && (v == 0 || v == 2 && strict) {
 		return 3, nil

@@ -230,6 +230,9 @@ func (Host) Processes() ([]Process, error) {
 		dir := filepath.Join("/proc", e.Name())
 		p := Process{PID: pid}
 		p.Exe, _ = os.Readlink(dir + "/exe")
+		if status, err := readBounded(dir+"/status", 16<<10); err == nil {
+			p.UID = effectiveUID(status)
+		}
 		if cmdline, err := readBounded(dir+"/cmdline", 64<<10); err == nil {
 			p.Args = strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
 		}
@@ -253,9 +256,24 @@ func (Host) Processes() ([]Process, error) {
 // maxFDs bounds the descriptors of one process looked at.
 const maxFDs = 1 << 14
 
-// Watches reads the inotify watches of pid: each descriptor that
-// /proc/PID/fd shows as "anon_inode:inotify", and its fdinfo.
-func (Host) Watches(pid int) ([]Watch, error) {
+// effectiveUID is the second id of /proc/PID/status's "Uid:" line (real,
+// effective, saved, file system); 0 if there is none.
+func effectiveUID(status []byte) uint32 {
+	for _, l := range strings.Split(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(l, "Uid:"); ok {
+			if f := strings.Fields(rest); len(f) > 1 {
+				if uid, err := strconv.ParseUint(f[1], 10, 32); err == nil {
+					return uint32(uid)
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// InotifyOf reads the inotify instances of pid: each descriptor that
+// /proc/PID/fd shows as "anon_inode:inotify", with its fdinfo's watches.
+func (Host) InotifyOf(pid int) ([]Inotify, error) {
 	dir := "/proc/" + strconv.Itoa(pid)
 	f, err := os.Open(dir + "/fd")
 	if err != nil {
@@ -266,16 +284,20 @@ func (Host) Watches(pid int) ([]Watch, error) {
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
-	var out []Watch
+	var out []Inotify
 	for _, n := range names {
 		if target, err := os.Readlink(dir + "/fd/" + n); err != nil || target != "anon_inode:inotify" {
+			continue
+		}
+		fd, err := strconv.Atoi(n)
+		if err != nil {
 			continue
 		}
 		info, err := readBounded(dir+"/fdinfo/"+n, 1<<20)
 		if err != nil {
 			continue // closed meanwhile
 		}
-		out = append(out, ParseInotifyFdinfo(info)...)
+		out = append(out, Inotify{FD: fd, Watches: ParseInotifyFdinfo(info)})
 	}
 	return out, nil
 }

@@ -32,10 +32,10 @@ type System interface {
 	Label(name string) (string, error)
 	Interfaces() ([]Interface, error)
 	Processes() ([]Process, error)
-	// Watches are the inodes a process watches with inotify (from
-	// /proc/PID/fdinfo); an error when they cannot be read (another
-	// user's process, or gone).
-	Watches(pid int) ([]Watch, error)
+	// InotifyOf are the inotify instances a process holds, each with the
+	// inodes it watches (from /proc/PID/fd and fdinfo); an error when
+	// they cannot be read (another user's process, or gone).
+	InotifyOf(pid int) ([]Inotify, error)
 	// Run runs a command and waits for it, at most until ctx is done.
 	Run(ctx context.Context, cmd Cmd) Result
 }
@@ -79,9 +79,18 @@ type Interface struct {
 // Process is a running process.
 type Process struct {
 	PID   int
+	UID   uint32   // its effective user, whose limits (inotify's) it counts against
 	Exe   string   // the executable, from /proc/PID/exe; " (deleted)" when replaced
 	Args  []string // the command line
 	Start time.Time
+}
+
+// Inotify is an inotify instance: a descriptor of a process, and what it
+// watches. A descriptor shared by several processes (inherited, passed)
+// shows in each.
+type Inotify struct {
+	FD      int
+	Watches []Watch
 }
 
 // Watch is an inode a process watches with inotify. Dev is in stat's
@@ -89,6 +98,15 @@ type Process struct {
 type Watch struct {
 	Dev uint64
 	Ino uint64
+}
+
+// Watches are the inodes that any of the instances watches.
+func Watches(ins []Inotify) []Watch {
+	var out []Watch
+	for _, in := range ins {
+		out = append(out, in.Watches...)
+	}
+	return out
 }
 
 // Cmd is a command to run. UID and GID, when Credential is set, are the

@@ -104,7 +104,7 @@ func TestHostProcesses(t *testing.T) {
 	}
 	for _, p := range ps {
 		if p.PID == os.Getpid() {
-			if exe, _ := os.Executable(); p.Exe != exe || time.Since(p.Start) > time.Hour || time.Since(p.Start) < 0 {
+			if exe, _ := os.Executable(); p.Exe != exe || p.UID != uint32(os.Geteuid()) || time.Since(p.Start) > time.Hour || time.Since(p.Start) < 0 {
 				t.Errorf("this process: %+v (exe %s)", p, exe)
 			}
 			return
@@ -130,10 +130,10 @@ func TestHostInterfaces(t *testing.T) {
 	t.Errorf("no lo with 127.0.0.1/8 in %+v", ifs)
 }
 
-// TestHostWatches: an inotify watch this process holds is read from
+// TestHostInotify: an inotify watch this process holds is read from
 // /proc/self/fdinfo with the device stat gives the directory; a directory
 // made again under the same name is another inode, not watched.
-func TestHostWatches(t *testing.T) {
+func TestHostInotify(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "watched")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -151,9 +151,23 @@ func TestHostWatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	watches, err := h.Watches(os.Getpid())
+	ins, err := h.InotifyOf(os.Getpid())
+	watches := Watches(ins)
 	if err != nil || !slices.Contains(watches, Watch{Dev: before.Dev, Ino: before.Ino}) {
 		t.Fatalf("watches %+v (%v), want one on %s dev %#x ino %d", watches, err, dir, before.Dev, before.Ino)
+	}
+	// The instance is the descriptor made here, with that one watch; a
+	// second one, watching nothing, is an instance too.
+	if !slices.ContainsFunc(ins, func(in Inotify) bool { return in.FD == fd && len(in.Watches) == 1 }) {
+		t.Errorf("instances %+v: none is descriptor %d with one watch", ins, fd)
+	}
+	idle, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(idle)
+	if more, _ := h.InotifyOf(os.Getpid()); len(more) != len(ins)+1 {
+		t.Errorf("%d instances after one more was made, %d before", len(more), len(ins))
 	}
 	if err := os.Rename(dir, dir+".old"); err != nil {
 		t.Fatal(err)
@@ -162,11 +176,12 @@ func TestHostWatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	after, _ := h.Stat(dir)
-	watches, _ = h.Watches(os.Getpid())
+	ins, _ = h.InotifyOf(os.Getpid())
+	watches = Watches(ins)
 	if slices.Contains(watches, Watch{Dev: after.Dev, Ino: after.Ino}) || !slices.Contains(watches, Watch{Dev: before.Dev, Ino: before.Ino}) {
 		t.Errorf("after the directory was made again: watches %+v, new inode %d", watches, after.Ino)
 	}
-	if _, err := h.Watches(1 << 30); err == nil {
+	if _, err := h.InotifyOf(1 << 30); err == nil {
 		t.Error("watches of a process that does not exist")
 	}
 }

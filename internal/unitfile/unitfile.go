@@ -1,9 +1,11 @@
 // Package unitfile reads a systemd service's command line as systemd
-// does: an Exec line split and expanded (systemd.service(5), "Command
-// lines") with the variables of its environment files (systemd.exec(5),
-// EnvironmentFile=). The doctor reads the running watch service's command
-// with it, and the end-to-end harness runs the shipped unit by it, so that
-// both read it as systemd would.
+// does: a unit file's settings (systemd.syntax(7)), an Exec line split,
+// its specifiers resolved (systemd.unit(5), "Specifiers": %i, %I, %%...)
+// and its variables expanded (systemd.service(5), "Command lines") with
+// those of its environment files (systemd.exec(5), EnvironmentFile=). The
+// doctor reads the watch services' commands with it, template instances
+// included, and the end-to-end harness runs the shipped units by it, so
+// that both read them as systemd would.
 package unitfile
 
 import (
@@ -47,8 +49,15 @@ func ParseEnv(text string) map[string]string {
 // systemd reads before the path) and its arguments, expanding variables:
 // "$NAME" alone as a word is split on whitespace into words (none if
 // unset or empty), "${NAME}" is replaced within its word. Double and
-// single quotes group words.
+// single quotes group words. Specifiers ("%i") are left as written: a
+// unit's line is read with Specifiers.Command.
 func Command(line string, env map[string]string) (prefix string, argv []string, err error) {
+	return command(line, env, nil)
+}
+
+// command is Command with each word's specifiers resolved by expand
+// first, when it is not nil.
+func command(line string, env map[string]string, expand func(string) (string, error)) (prefix string, argv []string, err error) {
 	line = strings.TrimSpace(line)
 	for len(line) > 0 && strings.ContainsRune("-@:+!", rune(line[0])) {
 		prefix += line[:1]
@@ -59,6 +68,11 @@ func Command(line string, env map[string]string) (prefix string, argv []string, 
 		return "", nil, err
 	}
 	for _, w := range words {
+		if expand != nil {
+			if w.text, err = expand(w.text); err != nil {
+				return "", nil, err
+			}
+		}
 		if !w.quoted && strings.HasPrefix(w.text, "$") && !strings.HasPrefix(w.text, "${") && isName(w.text[1:]) {
 			argv = append(argv, strings.Fields(env[w.text[1:]])...)
 			continue

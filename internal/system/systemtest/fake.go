@@ -24,10 +24,12 @@ type Fake struct {
 	Groups map[string]uint32
 	Ifaces []system.Interface
 	Procs  []system.Process
-	// Inotify are the watches of each process; a process not listed
-	// watches nothing, and one listed with nil cannot be read.
-	Inotify  map[int][]system.Watch
-	Commands map[string]func(system.Cmd) system.Result
+	// Inotify are the watches of each process, as one inotify instance;
+	// a process not listed holds none, and one listed with nil cannot
+	// be read. InotifyFDs are further instances a process holds.
+	Inotify    map[int][]system.Watch
+	InotifyFDs map[int][]system.Inotify
+	Commands   map[string]func(system.Cmd) system.Result
 }
 
 // File is a fake file, directory or symbolic link.
@@ -183,14 +185,18 @@ func (f *Fake) Label(name string) (string, error) {
 func (f *Fake) Interfaces() ([]system.Interface, error) { return f.Ifaces, nil }
 func (f *Fake) Processes() ([]system.Process, error)    { return f.Procs, nil }
 
-// Watches are the process's Inotify; fs.ErrPermission for one listed
-// with nil.
-func (f *Fake) Watches(pid int) ([]system.Watch, error) {
+// InotifyOf is the process's Inotify as one instance (descriptor 3), then
+// its InotifyFDs; fs.ErrPermission for one listed in Inotify with nil.
+func (f *Fake) InotifyOf(pid int) ([]system.Inotify, error) {
 	ws, ok := f.Inotify[pid]
 	if ok && ws == nil {
 		return nil, &fs.PathError{Op: "open", Path: "/proc/" + strconv.Itoa(pid) + "/fd", Err: fs.ErrPermission}
 	}
-	return ws, nil
+	var out []system.Inotify
+	if ok {
+		out = append(out, system.Inotify{FD: 3, Watches: ws})
+	}
+	return append(out, f.InotifyFDs[pid]...), nil
 }
 
 // WatchOf is the watch of name as a process would have it: its device

@@ -48,13 +48,14 @@ func TestFake(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Inotify = map[int][]system.Watch{10: {w}, 11: nil}
-	if ws, err := f.Watches(10); err != nil || len(ws) != 1 || ws[0] != w {
-		t.Errorf("Watches(10): %+v %v", ws, err)
+	f.InotifyFDs = map[int][]system.Inotify{10: {{FD: 7}}}
+	if ins, err := f.InotifyOf(10); err != nil || len(ins) != 2 || len(ins[0].Watches) != 1 || ins[0].Watches[0] != w || ins[1].FD != 7 {
+		t.Errorf("InotifyOf(10): %+v %v", ins, err)
 	}
-	if _, err := f.Watches(11); !errors.Is(err, fs.ErrPermission) {
-		t.Errorf("Watches(11): %v, want a permission error", err)
+	if _, err := f.InotifyOf(11); !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("InotifyOf(11): %v, want a permission error", err)
 	}
-	if ws, err := f.Watches(12); err != nil || len(ws) != 0 {
-		t.Errorf("Watches(12): %+v %v", ws, err)
+	if ins, err := f.InotifyOf(12); err != nil || len(ins) != 0 {
+		t.Errorf("InotifyOf(12): %+v %v", ins, err)
 	}
 }
