@@ -401,6 +401,41 @@ func TestStateCannotMakeTheCheckWrong(t *testing.T) {
 	})
 }
 
+// TestEarlySIGTERM: a SIGTERM before the run catches it (onceCatchAfter)
+// is ignored: the run goes on to its verdict and its exit status, 0 here.
+// Tried until the signal goes out before the handler is in place.
+func TestEarlySIGTERM(t *testing.T) {
+	needMarkerFree(t)
+	p := newPatroni(200, "master")
+	defer p.Close()
+	c := newCmd(t)
+	for try := 0; try < 20; try++ {
+		before := len(c.log.lines(t))
+		x := c.command("--no-state", p.URL+"/primary")
+		if err := x.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer bound(x)()
+		if !started(x.Process.Pid) {
+			t.Fatal("the run was not seen starting")
+		}
+		caught := sigMask(x.Process.Pid, "SigCgt", int(syscall.SIGTERM))
+		x.Process.Signal(syscall.SIGTERM)
+		err := x.Wait()
+		if caught {
+			continue // this machine was too slow to send it early
+		}
+		if err != nil {
+			t.Errorf("after an early SIGTERM: %v, want the primary's exit status 0", err)
+		}
+		if lines := c.log.lines(t)[before:]; len(lines) != 1 || !strings.HasPrefix(lines[0], "primary: ") {
+			t.Errorf("logged %q, want the verdict", lines)
+		}
+		return
+	}
+	t.Fatal("in 20 runs, no SIGTERM went out before the run caught it")
+}
+
 // TestSIGTERM: keepalived's timeout kill ends a hung request at once,
 // with exit status 1, and the interruption is logged.
 func TestSIGTERM(t *testing.T) {
@@ -411,6 +446,7 @@ func TestSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "connection", accepted) // the request is under way
+	catching(t, x.Process.Pid)
 	sent := time.Now()
 	x.Process.Signal(syscall.SIGTERM)
 	err := x.Wait()

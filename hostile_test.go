@@ -305,7 +305,11 @@ func started(pid int) bool {
 }
 
 // ignores reads whether process pid ("self" for 0) ignores signal sig.
-func ignores(pid int, sig int) bool {
+func ignores(pid int, sig int) bool { return sigMask(pid, "SigIgn", sig) }
+
+// sigMask reads whether sig is in the mask field (SigIgn, SigCgt) of
+// process pid ("self" for 0).
+func sigMask(pid int, field string, sig int) bool {
 	who := "self"
 	if pid != 0 {
 		who = strconv.Itoa(pid)
@@ -315,12 +319,24 @@ func ignores(pid int, sig int) bool {
 		return false
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if hex, ok := strings.CutPrefix(line, "SigIgn:\t"); ok {
+		if hex, ok := strings.CutPrefix(line, field+":\t"); ok {
 			mask, _ := strconv.ParseUint(hex, 16, 64)
 			return mask&(1<<(sig-1)) != 0
 		}
 	}
 	return false
+}
+
+// catching waits until process pid catches SIGTERM: a single run catches
+// it from onceCatchAfter on, and ignores it before.
+func catching(t *testing.T, pid int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !sigMask(pid, "SigCgt", int(syscall.SIGTERM)); {
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d does not catch SIGTERM after 5 s", pid)
+		}
+		time.Sleep(100 * time.Microsecond) // waits for the handler, measures nothing
+	}
 }
 
 // needMarkerFree fails a test whose children would inherit the marker
@@ -536,6 +552,7 @@ func TestClosedStdio(t *testing.T) {
 			t.Errorf("fd %d is %q (%v), want /dev/null", fd, target, err)
 		}
 	}
+	catching(t, x.Process.Pid)
 	x.Process.Signal(syscall.SIGTERM)
 	if err := x.Wait(); x.ProcessState.ExitCode() != 1 {
 		t.Errorf("after SIGTERM: %v", err)

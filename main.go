@@ -36,6 +36,10 @@ import (
 	"github.com/patroni-vip-check/patroni-vip-check/internal/cmdline"
 )
 
+// onceCatchAfter is when a single run starts to catch SIGTERM and SIGINT
+// (catchSignals).
+const onceCatchAfter = 10 * time.Millisecond
+
 // version is set at build time: -ldflags "-X main.version=..."
 var version = "devel"
 
@@ -54,7 +58,11 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		// inherit that.
 		return runSetup(args, stderr)
 	}
-	stop := catchSignals()
+	catchAfter := time.Duration(0)
+	if sub == "" {
+		catchAfter = onceCatchAfter
+	}
+	stop := catchSignals(catchAfter)
 	defer func() {
 		if p := recover(); p != nil {
 			fmt.Fprintf(stderr, "patroni-vip-check: error: internal error: %v\n%s", p, debug.Stack())
@@ -78,12 +86,25 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 // here and ignored.
 //
 // It is called first thing, synchronously: a handler installed later (from
-// a goroutine, say, which saves 0.2 ms) leaves a window in which SIGTERM
-// kills the process by signal. What remains is the Go
-// runtime's own start, before main, about a millisecond after exec.
-func catchSignals() chan os.Signal {
+// a goroutine, say) leaves a window in which SIGTERM kills the process by
+// signal. What remains is the Go runtime's own start, before main, about a
+// millisecond after exec.
+//
+// With catchAfter > 0 (a single run), SIGTERM and SIGINT are ignored at
+// once and caught only from catchAfter on. Catching them costs a run more
+// than a tenth of its CPU (os/signal starts a thread of its own and waits
+// for it twice: `bench cost`, BENCHMARKS.md section 1), and a run that
+// answers in a few milliseconds never needs it: keepalived's SIGTERM comes
+// at its timeout, long after. A SIGTERM in the first catchAfter is
+// ignored, and the run ends by its own deadline, exit status 0 or 1.
+func catchSignals(catchAfter time.Duration) chan os.Signal {
 	stop := make(chan os.Signal, 2)
-	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	if catchAfter > 0 {
+		signal.Ignore(syscall.SIGTERM, syscall.SIGINT)
+		time.AfterFunc(catchAfter, func() { signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT) })
+	} else {
+		signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	}
 	// Notify has no cost for these (the runtime does not hand them to a
 	// thread of their own) and makes a kill(2) of them harmless; ignoring
 	// them would not, for the runtime treats them as crashes.
