@@ -189,6 +189,7 @@ type Node struct {
 	service *Service // patroni-vip-check.service, in ModeWatch
 	paused  bool
 	cut     bool
+	dcsCut  bool // see CutFromDCS
 }
 
 var clusterSeq atomic.Int32
@@ -553,12 +554,16 @@ func (c *Cluster) KeepalivedConf(node int) string {
 	return c.keepConf[node-1]
 }
 
-// Restore undoes what triggers did — continues a stopped Patroni, reconnects a cut node,
-// starts a Patroni that was stopped or killed — and waits until the cluster is healthy.
+// Restore undoes what triggers did — starts the DCS if it is down, continues a stopped
+// Patroni, reconnects a cut node, starts a Patroni that was stopped or killed — and waits
+// until the cluster is healthy.
 // A member that has not rejoined after rejoinWait is rebuilt from the primary (Reinit):
 // Patroni 3.0.2 can wreck a demoted primary's data directory (see Reinit). Each rebuild
 // is recorded in Repairs.
 func (c *Cluster) Restore(ctx context.Context, timeout time.Duration) (*Node, error) {
+	if err := c.StartEtcd(ctx); err != nil {
+		return nil, err
+	}
 	for _, n := range c.nodes {
 		if err := n.ResumePatroni(); err != nil {
 			return nil, err

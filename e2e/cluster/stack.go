@@ -27,6 +27,8 @@ type Stack struct {
 	PGBinDir                                    string // initdb, pg_ctl, postgres, psql
 
 	PatroniMajor int
+	// KeepalivedVersion is the stack's keepalived, for reports.
+	KeepalivedVersion string
 	// PrimaryRole is the role Patroni's REST API gives a primary: "master" up to
 	// Patroni 3, "primary" from 4.0.
 	PrimaryRole string
@@ -51,7 +53,7 @@ func HostStack() *Stack {
 		Patroni: "/usr/bin/patroni", Patronictl: "/usr/bin/patronictl", Etcd: "/usr/bin/etcd",
 		Keepalived: "/usr/sbin/keepalived", Curl: "/usr/bin/curl", VIPManager: "/usr/bin/vip-manager",
 		PGBinDir:     "/usr/lib/postgresql/15/bin",
-		PatroniMajor: 3, PrimaryRole: "master", MinTTL: 1,
+		PatroniMajor: 3, PrimaryRole: "master", MinTTL: 1, KeepalivedVersion: "2.2.7",
 	}
 }
 
@@ -64,7 +66,7 @@ func debian13(root string) *Stack {
 		Patroni: "/usr/bin/patroni", Patronictl: "/usr/bin/patronictl", Etcd: "/usr/bin/etcd",
 		Keepalived: "/usr/sbin/keepalived", Curl: "/usr/bin/curl", VIPManager: "/usr/bin/vip-manager",
 		PGBinDir:     "/usr/lib/postgresql/17/bin",
-		PatroniMajor: 4, PrimaryRole: "primary", MinTTL: 20, FractionalIntervals: true,
+		PatroniMajor: 4, PrimaryRole: "primary", MinTTL: 20, FractionalIntervals: true, KeepalivedVersion: "2.3.3",
 	}
 }
 
@@ -77,7 +79,7 @@ func sid(root string) *Stack {
 		Patroni: "/usr/bin/patroni", Patronictl: "/usr/bin/patronictl", Etcd: "/usr/bin/etcd",
 		Keepalived: "/usr/sbin/keepalived", Curl: "/usr/bin/curl",
 		PGBinDir:     "/usr/lib/postgresql/18/bin",
-		PatroniMajor: 4, PrimaryRole: "primary", MinTTL: 20, FractionalIntervals: true,
+		PatroniMajor: 4, PrimaryRole: "primary", MinTTL: 20, FractionalIntervals: true, KeepalivedVersion: "2.3.4",
 	}
 }
 

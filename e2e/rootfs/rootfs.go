@@ -81,7 +81,7 @@ func Lookup(name string) (Spec, error) {
 }
 
 var (
-	pkgName    = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)        // Debian policy 5.6.1
+	pkgName    = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)            // Debian policy 5.6.1
 	pkgVersion = regexp.MustCompile(`^([0-9]+:)?[0-9][A-Za-z0-9.+~-]*$`) // Debian policy 5.6.12
 )
 
