@@ -137,7 +137,7 @@ clean:
 # started by the installation (a temporary policy-rc.d forbids it when none
 # is present).
 APT_PACKAGES := patroni etcd-server etcd-client postgresql-15 keepalived iproute2 \
-	rsyslog lintian rpm rpmlint hyperfine vip-manager curl time util-linux systemd debootstrap
+	rsyslog lintian rpm rpmlint hyperfine vip-manager curl time util-linux systemd debootstrap nftables
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \

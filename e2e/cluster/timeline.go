@@ -420,6 +420,27 @@ type probeState struct {
 	since time.Time // when the probe under way began; zero between probes
 }
 
+// WriteProbeEvery is how often the poller asks each PostgreSQL to write, at most: each
+// ask is a new connection, and so a new backend process; finer sampling (PollInterval)
+// asks no more often than this.
+const WriteProbeEvery = 100 * time.Millisecond
+
+// slowProbeEvery is how often a node that nothing is judged by is asked to write: a
+// replica without the VIP. Each ask costs PostgreSQL a backend (about 3 ms of CPU here),
+// and six clusters asking three nodes ten times a second would take half of this
+// machine's two cores.
+const slowProbeEvery = time.Second
+
+// judged reports whether node i's writes matter to the next samples, so that it is
+// asked every WriteProbeEvery: it holds the VIP, it took writes when last asked, or its
+// PostgreSQL is out of recovery (or did not say). Called with p.mu held.
+func (p *poller) judged(i int, name string) bool {
+	if p.writes[i].ok || p.roles[i].v != "replica" || time.Since(p.roles[i].at) >= staleAfter {
+		return true
+	}
+	return len(p.samples) == 0 || p.samples[len(p.samples)-1].holds(name)
+}
+
 // hangAfter: a write probe without an answer for this long counts as a PostgreSQL that
 // does not accept writes (a frozen postmaster accepts connections and never answers).
 // Long enough that a primary slowed by a full CPU, which answers every write of its
@@ -468,8 +489,12 @@ func (p *poller) start() {
 	pending.Store(int32(len(p.c.nodes)))
 	for i, n := range p.c.nodes {
 		var first sync.Once
-		p.loop(ctx, every, func() {
+		p.loop(ctx, max(every, WriteProbeEvery), func() {
 			p.mu.Lock()
+			if !p.judged(i, n.Name) && time.Since(p.writes[i].done) < slowProbeEvery {
+				p.mu.Unlock()
+				return
+			}
 			p.writes[i].since = time.Now()
 			p.mu.Unlock()
 			ok := writeProbe(ctx, n)
