@@ -83,9 +83,6 @@ func (s *suite) dcsDown(failsafe bool) func(t *testing.T) {
 		}
 		m := s.measure(t, tr)
 		s.assertWrites(t, m)
-		if !m.Settled {
-			t.Errorf("the VIP did not settle on the primary after the DCS came back")
-		}
 		// What Patroni did with the primary while the DCS was down.
 		demotedAt := m.ToUnwritable
 		keptIt := demotedAt < 0 || demotedAt > m.Fired
@@ -103,8 +100,10 @@ func (s *suite) dcsDown(failsafe bool) func(t *testing.T) {
 		case failsafe:
 			t.Logf("Patroni %s demoted %s %v into the outage despite failsafe_mode", s.version(t), m.Old, demotedAt)
 		}
-		if m.ToVIPGone >= 0 && demotedAt >= 0 && m.ToVIPGone+2*probePeriod < demotedAt {
-			t.Errorf("the VIP left %s at %v, before its PostgreSQL stopped accepting writes at %v", m.Old, m.ToVIPGone, demotedAt)
+		// Patroni says "stopping" a moment before PostgreSQL refuses connections; the
+		// probe and the sampler see it up to two periods late; 0.3 s for a loaded machine.
+		if m.ToVIPGone >= 0 && demotedAt >= 0 && m.ToVIPGone+2*probePeriod+300*time.Millisecond < demotedAt {
+			t.Errorf("the VIP left %s at %v, before Patroni demoted it (its PostgreSQL stopped accepting writes at %v)", m.Old, m.ToVIPGone, demotedAt)
 		}
 		t.Logf("%s: primary %s stopped accepting writes at %s; VIP gone at %s; two nodes writable %v",
 			m.Scenario, m.Old, sec(demotedAt), sec(m.ToVIPGone), m.TwoWritable)
@@ -128,7 +127,6 @@ func (s *suite) cutFromDCS(t *testing.T) {
 	if m.ToUnwritable < 0 || m.ToUnwritable > s.c.TTL() {
 		t.Errorf("%s, cut from the DCS, stopped accepting writes at %s, want within the ttl %v", m.Old, sec(m.ToUnwritable), s.c.TTL())
 	}
-	s.assertWrites(t, m)
 	s.assertMove(t, m)
 	s.restore(t)
 }
