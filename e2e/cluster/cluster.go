@@ -13,8 +13,15 @@
 //
 // The software is a Stack: the host's Debian 12 packages (Patroni 3.0, PostgreSQL 15,
 // etcd 3.4, keepalived 2.2), or Debian 13's (Patroni 4.0, PostgreSQL 17, etcd 3.5,
-// keepalived 2.3) from a root filesystem that package rootfs builds and caches, each
-// program chrooted into it in a mount namespace of its own (see Cluster.command).
+// keepalived 2.3) or Debian unstable's (Patroni 4.1, PostgreSQL 18, etcd 3.5, keepalived
+// 2.3.4) from a root filesystem that package rootfs builds and caches, each program
+// chrooted into it in a mount namespace of its own (see Cluster.command).
+//
+// Besides the VIP, the timeline records whether each node's PostgreSQL accepts writes,
+// asked on a fresh connection (see writeProbe), so that a movement is judged against
+// PostgreSQL itself. Triggers include the outages operators ask about: the DCS down
+// (StopDCS, WithFailsafe), the primary cut from the DCS (CutPrimaryFromDCS), Patroni
+// frozen (PausePrimary) and a full CPU with clients writing (LoadPrimary).
 //
 // Used by the end-to-end tests, `make demo` and the benchmarks, like this:
 //

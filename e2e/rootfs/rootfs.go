@@ -1,12 +1,16 @@
 // Package rootfs builds, caches and hands out the Debian root filesystems from which the
-// end-to-end suite runs a software stack other than the host's: Debian 13's Patroni 4,
-// PostgreSQL 17, etcd 3.5 and keepalived 2.3 beside a Debian 12 host's own packages.
+// end-to-end suite runs a software stack other than the host's: Debian 13's Patroni 4.0,
+// PostgreSQL 17, etcd 3.5 and keepalived 2.3, and Debian unstable's Patroni 4.1,
+// PostgreSQL 18 and keepalived 2.3.4, beside a Debian 12 host's own packages.
 //
 // A root is built once by debootstrap, from the mirror the host's apt already uses, into
 // DefaultCacheDir under a name that carries a hash of what it is built from (suite,
 // variant, architecture, package list, build recipe): an unchanged package list is
-// reused by every later run, a changed one gets a new root. Nothing is added to the
-// host's apt sources, nothing on the host is installed or upgraded.
+// reused by every later run, a changed one gets a new root. A package list may pin
+// versions (NAME=VERSION): unstable keeps no old version, so a build whose mirror has
+// moved on fails with a MovedError rather than give a root the suite was not proven on.
+// Nothing is added to the host's apt sources, nothing on the host is installed or
+// upgraded.
 //
 // Builds are serialised by a lock file. A build goes into a temporary directory renamed
 // into place only when complete, so an interrupted build never leaves a root that looks
