@@ -144,7 +144,7 @@ var triggers = map[string]func(c *cluster.Cluster, load *cluster.LoadResult) clu
 	"DCS down > ttl": func(c *cluster.Cluster, _ *cluster.LoadResult) cluster.Trigger {
 		return cluster.StopDCS(c.TTL() + 5*time.Second)
 	},
-	"DCS down > ttl, failsafe on": func(c *cluster.Cluster, _ *cluster.LoadResult) cluster.Trigger {
+	"DCS down > ttl (failsafe)": func(c *cluster.Cluster, _ *cluster.LoadResult) cluster.Trigger {
 		return cluster.WithFailsafe(cluster.StopDCS(c.TTL() + 5*time.Second))
 	},
 	"cut from the DCS": func(*cluster.Cluster, *cluster.LoadResult) cluster.Trigger { return cluster.CutPrimaryFromDCS() },
@@ -158,7 +158,7 @@ var triggers = map[string]func(c *cluster.Cluster, load *cluster.LoadResult) clu
 
 // outageTriggers are the triggers that last longer than a ttl each; -outage-reps says
 // how often each runs.
-var outageTriggers = []string{"DCS down > ttl", "DCS down > ttl, failsafe on", "cut from the DCS", "Patroni frozen > ttl", "CPU load 120 s"}
+var outageTriggers = []string{"DCS down > ttl", "DCS down > ttl (failsafe)", "cut from the DCS", "Patroni frozen > ttl", "CPU load 120 s"}
 
 // watcherTrigger: a trigger aimed at the watcher, for set-ups that have one.
 func watcherTrigger(name string) bool {
