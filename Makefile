@@ -123,11 +123,13 @@ fuzz:
 
 # bench: per-run cost and deadline adherence side by side with curl; the
 # VIP's movement with real Patroni and keepalived on each BENCH_STACK (curl,
-# the one-shot check, the watch behind track_file, vip-manager); and what
-# each costs the node in CPU, the watch at intervals from 50 ms to 1 s. Root;
-# about 75 minutes for both stacks. BENCH_BEFORE=path/to/an/earlier/build adds
-# it to the per-run cost. Results in bench/out/results.md; BENCHMARKS.md says
-# how to read them.
+# the one-shot check, the watch behind track_file, vip-manager), through
+# switchovers, crashes and the outages (the DCS down, the primary cut from
+# it, Patroni frozen, a full CPU); and what each costs the node in CPU, the
+# watch at intervals from 50 ms to 1 s. Root; about 2 hours for both stacks
+# (BENCH_STACK=sid measures the unstable stack).
+# BENCH_BEFORE=path/to/an/earlier/build adds it to the per-run cost. Results
+# in bench/out/results.md; BENCHMARKS.md says how to read them.
 BENCH_STACK ?= debian12,debian13
 BENCH_BEFORE ?=
 bench: build deps

@@ -30,7 +30,7 @@ func main() {
 	vipReps := flag.Int("vip-reps", 5, "vip: runs of each trigger per set-up")
 	trig := flag.String("triggers", "switchover,graceful stop,kill -9,REST API hung 3 s,kill -9 of the watcher,watcher hung,"+strings.Join(outageTriggers, ","),
 		"vip: triggers, comma-separated (the watcher's only where there is one)")
-	outageReps := flag.Int("outage-reps", 2, "vip: runs of each outage trigger (each lasts longer than a ttl) per set-up")
+	outageReps := flag.Int("outage-reps", 1, "vip: runs of each outage trigger (each lasts longer than a ttl) per set-up")
 	verbose := flag.Bool("v", false, "vip: show cluster progress and each run's timeline")
 	stackNames := flag.String("stack", "debian12", "vip, cpu: the software stacks the clusters run, comma-separated ("+strings.Join(cluster.StackNames, ", ")+")")
 	before := flag.String("before", "", "cost: also measure this build of the check (an earlier release), in the same rounds")

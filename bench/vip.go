@@ -156,8 +156,8 @@ var triggers = map[string]func(c *cluster.Cluster, load *cluster.LoadResult) clu
 	},
 }
 
-// outageTriggers are the triggers that last longer than a ttl each; -outage-reps says
-// how often each runs.
+// outageTriggers are the triggers that last longer than a ttl each; -outage-reps (1 by
+// default) says how often each runs.
 var outageTriggers = []string{"DCS down > ttl", "DCS down > ttl (failsafe)", "cut from the DCS", "Patroni frozen > ttl", "CPU load 120 s"}
 
 // watcherTrigger: a trigger aimed at the watcher, for set-ups that have one.
