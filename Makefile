@@ -76,14 +76,21 @@ test: deps
 
 # e2e: a 3-node Patroni cluster with keepalived in network namespaces, the
 # VIP moved by this check and the example keepalived.conf: switchovers, stop,
-# kill -9, a hung REST API, a node cut off, quiet logs, the raw answers of
-# Patroni's health endpoints (check/testdata/patroni), the curl and
-# vip-manager baselines. Once per STACK, the stacks at the same time:
+# kill -9, a hung REST API, a node cut off, the DCS down (without and with
+# failsafe_mode), the primary cut from the DCS, quiet logs, a full CPU with
+# clients writing through the VIP, the raw answers of Patroni's health
+# endpoints (check/testdata/patroni), the curl and vip-manager baselines; the
+# VIP judged against each PostgreSQL's writes. Once per STACK, the stacks at
+# the same time:
 #   debian12  the host's packages: Patroni 3.0, PostgreSQL 15, etcd 3.4, keepalived 2.2
 #   debian13  a Debian 13 root (make rootfs; built on first use): Patroni 4.0,
 #             PostgreSQL 17, etcd 3.5, keepalived 2.3
+#   sid       a Debian unstable root, pinned (e2e/rootfs/sid.packages): Patroni
+#             4.1, PostgreSQL 18, etcd 3.5, keepalived 2.3.4. Not in the default:
+#             a third stack at once overloads two cores; `make e2e STACK=sid`
+#             runs it alone (about 8 minutes).
 # `make e2e STACK=debian13` runs one. PVC_UPDATE_FIXTURES=1 rewrites the
-# fixtures instead of comparing. Logs in e2e/out/. Root; about 6 minutes.
+# fixtures instead of comparing. Logs in e2e/out/. Root; about 10 minutes.
 STACK ?= debian12 debian13
 e2e: build
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) -s deps; fi
@@ -149,11 +156,13 @@ fuzz:
 
 # bench: per-run cost and deadline adherence side by side with curl; the
 # VIP's movement with real Patroni and keepalived on each BENCH_STACK (curl,
-# the one-shot check, the watch behind track_file, vip-manager); and what
-# each costs the node in CPU, the watch at intervals from 50 ms to 1 s. Root;
-# about 75 minutes for both stacks. BENCH_BEFORE=path/to/an/earlier/build adds
-# it to the per-run cost. Results in bench/out/results.md; BENCHMARKS.md says
-# how to read them.
+# the one-shot check, the watch behind track_file, vip-manager), through
+# switchovers, crashes and the outages (the DCS down, the primary cut from
+# it, Patroni frozen, a full CPU); and what each costs the node in CPU, the
+# watch at intervals from 50 ms to 1 s. Root; about 2 hours for both stacks
+# (BENCH_STACK=sid measures the unstable stack).
+# BENCH_BEFORE=path/to/an/earlier/build adds it to the per-run cost. Results
+# in bench/out/results.md; BENCHMARKS.md says how to read them.
 BENCH_STACK ?= debian12,debian13
 BENCH_BEFORE ?=
 bench: build deps
@@ -170,7 +179,7 @@ clean:
 # started by the installation (a temporary policy-rc.d forbids it when none
 # is present). qemu-user runs the arm64 tests.
 APT_PACKAGES := patroni etcd-server etcd-client postgresql-15 keepalived iproute2 \
-	rsyslog lintian rpm rpmlint hyperfine vip-manager curl time util-linux systemd debootstrap qemu-user
+	rsyslog lintian rpm rpmlint hyperfine vip-manager curl time util-linux systemd debootstrap nftables qemu-user
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \

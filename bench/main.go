@@ -28,7 +28,9 @@ func main() {
 	curlCap := flag.Duration("curl-cap", 5*time.Second, "deadline: kill curl after this long")
 	out := flag.String("out", "", "also write the report to this file")
 	vipReps := flag.Int("vip-reps", 5, "vip: runs of each trigger per set-up")
-	trig := flag.String("triggers", "switchover,graceful stop,kill -9,REST API hung 3 s,kill -9 of the watcher,watcher hung", "vip: triggers, comma-separated (the watcher's only where there is one)")
+	trig := flag.String("triggers", "switchover,graceful stop,kill -9,REST API hung 3 s,kill -9 of the watcher,watcher hung,"+strings.Join(outageTriggers, ","),
+		"vip: triggers, comma-separated (the watcher's only where there is one)")
+	outageReps := flag.Int("outage-reps", 1, "vip: runs of each outage trigger (each lasts longer than a ttl) per set-up")
 	verbose := flag.Bool("v", false, "vip: show cluster progress and each run's timeline")
 	stackNames := flag.String("stack", "debian12", "vip, cpu: the software stacks the clusters run, comma-separated ("+strings.Join(cluster.StackNames, ", ")+")")
 	before := flag.String("before", "", "cost: also measure this build of the check (an earlier release), in the same rounds")
@@ -120,11 +122,11 @@ func main() {
 				if err != nil {
 					return err
 				}
-				return runVIP(ctx, w, s, setups, splitList(*trig), *vipReps, logf)
+				return runVIP(ctx, w, s, setups, splitList(*trig), *vipReps, *outageReps, logf)
 			})
 		case "vip-tune":
 			err = perStack("VIP movement with other keepalived timings", func(s *cluster.Stack) error {
-				return runVIP(ctx, w, s, tuningSetups(*bin), splitList(*trig), *vipReps, logf)
+				return runVIP(ctx, w, s, tuningSetups(*bin), splitList(*trig), *vipReps, *outageReps, logf)
 			})
 		case "oneshot-tune":
 			err = perStack("VIP movement with other vrrp_script timings", func(s *cluster.Stack) error {
@@ -132,11 +134,11 @@ func main() {
 					fmt.Fprintf(w, "keepalived on %s takes whole seconds only: nothing to tune.\n", s.Name)
 					return nil
 				}
-				return runVIP(ctx, w, s, oneshotTuningSetups(*bin), splitList(*trig), *vipReps, logf)
+				return runVIP(ctx, w, s, oneshotTuningSetups(*bin), splitList(*trig), *vipReps, *outageReps, logf)
 			})
 		case "watch-tune":
 			err = perStack("VIP movement with other watch intervals and adverts", func(s *cluster.Stack) error {
-				return runVIP(ctx, w, s, watchTuningSetups(*bin), splitList(*trig), *vipReps, logf)
+				return runVIP(ctx, w, s, watchTuningSetups(*bin), splitList(*trig), *vipReps, *outageReps, logf)
 			})
 		case "cpu":
 			err = perStack("What gating the VIP costs the node", func(s *cluster.Stack) error {

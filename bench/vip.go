@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -89,13 +90,18 @@ func watchTuningSetups(bin string) []setup {
 func oneshotTuningSetups(bin string) []setup {
 	s := []setup{{"every 1 s, timeout 1 (keepalived.conf)",
 		cluster.Options{Mode: cluster.ModeCheck, CheckBinary: bin, KeepalivedFor: "2.2.7"}}}
-	for _, t := range []struct{ iv, timeout string }{{"0.5", ""}, {"0.2", "0.2"}, {"0.2", ""}, {"0.1", ""}} {
+	// The last: every 0.2 s with a check deadline longer than the interval, which
+	// keepalived 2.3.3 and later allow (they start no run while the last is going).
+	for _, t := range []struct{ iv, timeout, own string }{{"0.5", "", ""}, {"0.2", "0.2", ""}, {"0.2", "", ""}, {"0.1", "", ""}, {"0.2", "0.5", "400ms"}} {
 		own := oneshotTimers[t.iv]
 		if t.timeout == "" {
 			t.timeout = own.timeout
 		}
-		s = append(s, setup{fmt.Sprintf("every %s s, timeout %s, check --timeout %s", t.iv, t.timeout, own.own),
-			cluster.Options{Mode: cluster.ModeCheck, CheckBinary: bin, KeepalivedFor: "2.2.7", EditKeepalived: scriptTimers(t.iv, t.timeout, own.own)}})
+		if t.own == "" {
+			t.own = own.own
+		}
+		s = append(s, setup{fmt.Sprintf("every %s s, timeout %s, check --timeout %s", t.iv, t.timeout, t.own),
+			cluster.Options{Mode: cluster.ModeCheck, CheckBinary: bin, KeepalivedFor: "2.2.7", EditKeepalived: scriptTimers(t.iv, t.timeout, t.own)}})
 	}
 	return s
 }
@@ -117,17 +123,42 @@ func vrrp3(advert string) func(int, string) string {
 	}
 }
 
-var triggers = map[string]func() cluster.Trigger{
-	"switchover":    func() cluster.Trigger { return cluster.Switchover("") },
-	"graceful stop": cluster.StopPrimary,
-	"kill -9":       cluster.KillPrimary,
+// triggers are what `bench vip` can fire, by name; load receives what the clients of a
+// CPU load saw.
+var triggers = map[string]func(c *cluster.Cluster, load *cluster.LoadResult) cluster.Trigger{
+	"switchover":    func(*cluster.Cluster, *cluster.LoadResult) cluster.Trigger { return cluster.Switchover("") },
+	"graceful stop": func(*cluster.Cluster, *cluster.LoadResult) cluster.Trigger { return cluster.StopPrimary() },
+	"kill -9":       func(*cluster.Cluster, *cluster.LoadResult) cluster.Trigger { return cluster.KillPrimary() },
 	// Patroni frozen for less than the ttl: no failover, the VIP leaves and comes back;
 	// (b) is how fast the check notices a REST API that stopped answering.
-	"REST API hung 3 s": func() cluster.Trigger { return cluster.PausePrimary(3 * time.Second) },
+	"REST API hung 3 s": func(*cluster.Cluster, *cluster.LoadResult) cluster.Trigger {
+		return cluster.PausePrimary(3 * time.Second)
+	},
 	// The watch's own failures, measured only where there is a watcher.
-	"kill -9 of the watcher": cluster.KillWatcher,
-	"watcher hung":           cluster.StopWatcher,
+	"kill -9 of the watcher": func(*cluster.Cluster, *cluster.LoadResult) cluster.Trigger { return cluster.KillWatcher() },
+	"watcher hung":           func(*cluster.Cluster, *cluster.LoadResult) cluster.Trigger { return cluster.StopWatcher() },
+	// The outages (outageTriggers): the DCS down for longer than the ttl, without and
+	// with failsafe_mode; the primary alone cut from the DCS; Patroni frozen on the
+	// primary for longer than the ttl, then continued; and a full CPU (twice as many busy
+	// loops as cores) while 32 pgbench clients write through the VIP.
+	"DCS down > ttl": func(c *cluster.Cluster, _ *cluster.LoadResult) cluster.Trigger {
+		return cluster.StopDCS(c.TTL() + 5*time.Second)
+	},
+	"DCS down > ttl (failsafe)": func(c *cluster.Cluster, _ *cluster.LoadResult) cluster.Trigger {
+		return cluster.WithFailsafe(cluster.StopDCS(c.TTL() + 5*time.Second))
+	},
+	"cut from the DCS": func(*cluster.Cluster, *cluster.LoadResult) cluster.Trigger { return cluster.CutPrimaryFromDCS() },
+	"Patroni frozen > ttl": func(c *cluster.Cluster, _ *cluster.LoadResult) cluster.Trigger {
+		return cluster.PausePrimary(c.TTL() + 5*time.Second)
+	},
+	"CPU load 120 s": func(_ *cluster.Cluster, load *cluster.LoadResult) cluster.Trigger {
+		return cluster.LoadPrimary(cluster.Load{For: 120 * time.Second, Clients: 32, Busy: 2 * runtime.NumCPU()}, load)
+	},
 }
+
+// outageTriggers are the triggers that last longer than a ttl each; -outage-reps (1 by
+// default) says how often each runs.
+var outageTriggers = []string{"DCS down > ttl", "DCS down > ttl (failsafe)", "cut from the DCS", "Patroni frozen > ttl", "CPU load 120 s"}
 
 // watcherTrigger: a trigger aimed at the watcher, for set-ups that have one.
 func watcherTrigger(name string) bool {
@@ -138,13 +169,15 @@ func watcherTrigger(name string) bool {
 // the trigger until Patroni has a new primary, the VIP left the old node,
 // and the VIP is on the new primary, and any time with the VIP on two
 // nodes or on a node that is not the primary.
-func runVIP(ctx context.Context, w io.Writer, stack *cluster.Stack, setups []setup, names []string, reps int, logf func(string, ...any)) error {
+func runVIP(ctx context.Context, w io.Writer, stack *cluster.Stack, setups []setup, names []string, reps, outageReps int, logf func(string, ...any)) error {
 	ttl := stack.DefaultTTL() // cluster.Start's
-	fmt.Fprintf(w, "VIP movement on %s (Patroni %d, keepalived %s), seconds from the trigger, min / median / max of %d runs each. "+
-		"Patroni ttl %d s, loop_wait 1 s; 3 nodes in network namespaces, sampled every %v.\n\n",
-		stack.Name, stack.PatroniMajor, map[bool]string{false: "2.2.7", true: "2.3.3"}[stack.FractionalIntervals], reps, ttl, samplePeriod)
-	fmt.Fprintf(w, "| set-up | trigger | (a) new primary | (b) VIP left old | (c) VIP on new | (c)−(a) | VIP nowhere | on two nodes | on a non-primary | unsettled |\n")
-	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "VIP movement on %s (Patroni %d, keepalived %s), seconds from the trigger, min / median / max of %d runs each "+
+		"(%d for the outages). Patroni ttl %d s, loop_wait 1 s, retry_timeout 4 s; 3 nodes in network namespaces, sampled every %v; "+
+		"each PostgreSQL asked every %v, on a fresh connection, to commit a transaction ID.\n\n",
+		stack.Name, stack.PatroniMajor, stack.KeepalivedVersion, reps, outageReps, ttl, samplePeriod, cluster.WriteProbeEvery)
+	fmt.Fprintf(w, "| set-up | trigger | (a) new primary | (b) VIP left old | (c) VIP on new | (c)−(a) | VIP nowhere | on two nodes | "+
+		"on a non-primary | on a node not accepting writes | unsettled | client errors |\n")
+	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range setups {
 		opts := s.opts
 		opts.Stack, opts.Logf = stack, logf
@@ -153,7 +186,7 @@ func runVIP(ctx context.Context, w io.Writer, stack *cluster.Stack, setups []set
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
-		err = measureSetup(ctx, w, c, s, names, reps, logf)
+		err = measureSetup(ctx, w, c, s, names, reps, outageReps, logf)
 		if cerr := c.Close(); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
@@ -164,7 +197,7 @@ func runVIP(ctx context.Context, w io.Writer, stack *cluster.Stack, setups []set
 	return nil
 }
 
-func measureSetup(ctx context.Context, w io.Writer, c *cluster.Cluster, s setup, names []string, reps int, logf func(string, ...any)) error {
+func measureSetup(ctx context.Context, w io.Writer, c *cluster.Cluster, s setup, names []string, reps, outageReps int, logf func(string, ...any)) error {
 	for _, name := range names {
 		tr, ok := triggers[name]
 		if !ok {
@@ -173,13 +206,27 @@ func measureSetup(ctx context.Context, w io.Writer, c *cluster.Cluster, s setup,
 		if watcherTrigger(name) && c.Mode() != cluster.ModeWatch {
 			continue
 		}
+		n := reps
+		if slices.Contains(outageTriggers, name) {
+			n = outageReps
+		}
 		var ms []cluster.Movement
-		unsettled := 0
-		for i := 0; i < reps; i++ {
+		unsettled, clientErrors, loads := 0, 0, 0
+		for i := 0; i < n; i++ {
 			if _, err := c.Restore(ctx, 3*time.Minute); err != nil {
 				return fmt.Errorf("restoring before %s: %w", name, err)
 			}
-			m, err := c.Measure(ctx, tr())
+			var load cluster.LoadResult
+			m, err := c.Measure(ctx, tr(c, &load))
+			if load.Output != "" {
+				loads++
+				if load.Exit != 0 || load.Failed > 0 || len(load.Errors) > 0 || load.Transactions == 0 {
+					clientErrors += max(1, load.Failed)
+				}
+				if logf != nil {
+					logf("%s, %s #%d: pgbench exit %d, %d transactions, %d failed", s.name, name, i+1, load.Exit, load.Transactions, load.Failed)
+				}
+			}
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
@@ -202,7 +249,11 @@ func measureSetup(ctx context.Context, w io.Writer, c *cluster.Cluster, s setup,
 			}
 			return fmt.Sprintf("%.1f", sum.Seconds())
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %d |\n", s.name, name,
+		clients := "–"
+		if loads > 0 {
+			clients = fmt.Sprint(clientErrors)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %s |\n", s.name, name,
 			stat(func(m cluster.Movement) time.Duration { return m.ToPrimary }),
 			stat(func(m cluster.Movement) time.Duration { return m.ToVIPGone }),
 			stat(func(m cluster.Movement) time.Duration { return m.ToVIPOnNew }),
@@ -210,7 +261,8 @@ func measureSetup(ctx context.Context, w io.Writer, c *cluster.Cluster, s setup,
 			stat(func(m cluster.Movement) time.Duration { return m.NoVIP }),
 			total(func(m cluster.Movement) time.Duration { return m.Double }),
 			total(func(m cluster.Movement) time.Duration { return m.OnNonPrimary }),
-			unsettled)
+			total(func(m cluster.Movement) time.Duration { return m.Unwritable }),
+			unsettled, clients)
 	}
 	return nil
 }

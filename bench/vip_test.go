@@ -59,3 +59,19 @@ func settings(conf string) string {
 	}
 	return b.String()
 }
+
+// Trigger names travel in the comma-separated -triggers flag: none may hold a
+// comma, and every outage trigger and every trigger of the default list must
+// exist.
+func TestTriggerNames(t *testing.T) {
+	for name := range triggers {
+		if got := splitList(name); len(got) != 1 || got[0] != name {
+			t.Errorf("trigger %q does not survive -triggers: %q", name, got)
+		}
+	}
+	for _, name := range outageTriggers {
+		if triggers[name] == nil {
+			t.Errorf("outage trigger %q is not a trigger", name)
+		}
+	}
+}

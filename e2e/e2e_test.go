@@ -59,14 +59,19 @@ type suite struct {
 	broken    string // the scenario after which the cluster could not be restored
 	// stallsSeen: the last stall line of each report, so that each is reported once.
 	stallsSeen []string
+	// loads: the set-ups' CPU loads take turns, each with the machine to itself (see
+	// loadGate); arrived: this one has reached it.
+	loads   *loadGate
+	arrived bool
 }
 
 // TestEndToEnd runs the suite once per stack and set-up — TestEndToEnd/debian12/oneshot/…,
-// TestEndToEnd/debian13/watch/… — each on a cluster of its own, all at the same time
-// (each cluster lives in namespaces of its own), then each stack's baselines one after
-// the other. PVC_STACKS picks stacks ("debian13", "debian12 debian13"; default all),
-// PVC_SETUPS set-ups ("oneshot", "watch"; default both), PVC_E2E_SERIAL=1 runs the
-// stacks and the set-ups one after the other.
+// TestEndToEnd/sid/watch/… — each on a cluster of its own, all at the same time (each
+// cluster lives in namespaces of its own; their CPU loads, last, take turns: see
+// loadGate), then each stack's baselines one after the other. PVC_STACKS picks
+// stacks ("sid", "debian12 debian13"; default all), PVC_SETUPS set-ups ("oneshot",
+// "watch"; default both), PVC_E2E_SERIAL=1 runs the stacks and the set-ups one after the
+// other.
 func TestEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	names, err := selectedStacks(os.Getenv("PVC_STACKS"))
@@ -106,72 +111,112 @@ func TestEndToEnd(t *testing.T) {
 		stacks[name] = stack
 	}
 	serial := os.Getenv("PVC_E2E_SERIAL") != ""
-	for _, name := range names {
-		t.Run(name, func(t *testing.T) {
-			if !serial {
-				t.Parallel()
+	setups := []struct {
+		name, example string
+		mode          cluster.Mode
+	}{
+		{"oneshot", "", cluster.ModeCheck}, // the example depends on the stack's keepalived
+		{"watch", "keepalived-watch.conf", cluster.ModeWatch},
+	}
+	if only := os.Getenv("PVC_SETUPS"); only != "" {
+		setups = slices.DeleteFunc(setups, func(s struct {
+			name, example string
+			mode          cluster.Mode
+		}) bool {
+			return !slices.Contains(strings.Fields(only), s.name)
+		})
+	}
+	// Every set-up that will run is a member of the load gate from the start, so that
+	// none goes through it alone while the others are still on their way.
+	var loads *loadGate
+	if !serial {
+		loads = newLoadGate(len(stacks) * len(setups))
+	}
+	// stackTest runs one stack's set-ups, then its baselines.
+	stackTest := func(t *testing.T, name string) {
+		if err := openErr[name]; err != nil {
+			t.Fatalf("stack %s: %v", name, err)
+		}
+		// A set-up that never starts leaves the gate.
+		notStarted := len(setups)
+		defer func() {
+			for ; notStarted > 0; notStarted-- {
+				loads.leave()
 			}
-			if err := openErr[name]; err != nil {
-				t.Fatalf("stack %s: %v", name, err)
+		}()
+		stack := stacks[name]
+		if err := cluster.Preflight(cluster.ModeCheck, stack); err != nil {
+			t.Fatalf("end-to-end suite cannot run: %v", err)
+		}
+		// Each example on the keepalived it is written for, byte for byte.
+		oneshot := "keepalived.conf"
+		if stack.FractionalIntervals {
+			oneshot = "keepalived-2.3.conf"
+		}
+		// The set-ups run at the same time, each on a cluster of its own (the two
+		// stacks' four clusters share the machine), then the baselines.
+		var wg sync.WaitGroup
+		for _, setup := range setups {
+			if setup.example == "" {
+				setup.example = oneshot
 			}
-			stack := stacks[name]
-			if err := cluster.Preflight(cluster.ModeCheck, stack); err != nil {
-				t.Fatalf("end-to-end suite cannot run: %v", err)
-			}
-			// Each example on the keepalived it is written for, byte for byte.
-			oneshot := "keepalived.conf"
-			if stack.FractionalIntervals {
-				oneshot = "keepalived-2.3.conf"
-			}
-			// The set-ups run at the same time, each on a cluster of its own (the two
-			// stacks' four clusters share the machine), then the baselines.
-			var wg sync.WaitGroup
-			for _, setup := range []struct {
-				name, example string
-				mode          cluster.Mode
-			}{
-				{"oneshot", oneshot, cluster.ModeCheck},
-				{"watch", "keepalived-watch.conf", cluster.ModeWatch},
-			} {
-				if only := os.Getenv("PVC_SETUPS"); only != "" && !slices.Contains(strings.Fields(only), setup.name) {
-					continue
-				}
-				example, err := os.ReadFile(filepath.Join(root, "packaging", setup.example))
-				if err != nil {
-					t.Fatal(err)
-				}
-				s := &suite{stack: stack, mode: setup.mode, repo: root, bin: bin, userAgent: userAgent, example: string(example)}
-				runSetup := func() {
-					t.Run(setup.name, func(t *testing.T) {
-						t.Logf("%s: packaging/%s on node 1, the generator's output on nodes 2 and 3", setup.name, setup.example)
-						s.run(t, filepath.Join(logDir, name, setup.name))
-					})
-				}
-				if serial {
-					runSetup()
-					continue
-				}
-				wg.Add(1)
-				go func() { defer wg.Done(); runSetup() }()
-			}
-			wg.Wait()
-			// The harness's other VIP movers, which the benchmarks compare, each on a
-			// cluster of its own: they must keep working. curl takes the check's place
-			// in the one-shot example.
-			example, err := os.ReadFile(filepath.Join(root, "packaging", oneshot))
+			example, err := os.ReadFile(filepath.Join(root, "packaging", setup.example))
 			if err != nil {
 				t.Fatal(err)
 			}
-			base := &suite{stack: stack, mode: cluster.ModeCurl, repo: root, example: string(example)}
-			t.Run("baseline curl", func(t *testing.T) { base.baseline(t, cluster.ModeCurl, filepath.Join(logDir, name)) })
-			if stack.VIPManager != "" {
-				t.Run("baseline vip-manager", func(t *testing.T) { base.baseline(t, cluster.ModeVIPManager, filepath.Join(logDir, name)) })
-			} else {
-				t.Logf("baseline vip-manager: not run, %s has no vip-manager", stack.Name)
+			notStarted--
+			s := &suite{stack: stack, mode: setup.mode, repo: root, bin: bin, userAgent: userAgent, example: string(example), loads: loads}
+			runSetup := func() {
+				ran := false
+				t.Run(setup.name, func(t *testing.T) {
+					ran = true
+					t.Logf("%s: packaging/%s on node 1, the generator's output on nodes 2 and 3", setup.name, setup.example)
+					s.run(t, filepath.Join(logDir, name, setup.name))
+				})
+				if !ran { // left out by go test -run
+					loads.leave()
+				}
 			}
-			fmt.Printf("\n%s baselines: VIP movements, seconds from each trigger:\n%s\n", stack.Name, cluster.FormatMovements(base.movements))
-		})
+			if serial {
+				runSetup()
+				continue
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); runSetup() }()
+		}
+		wg.Wait()
+		// The harness's other VIP movers, which the benchmarks compare, each on a
+		// cluster of its own: they must keep working. curl takes the check's place
+		// in the one-shot example.
+		example, err := os.ReadFile(filepath.Join(root, "packaging", oneshot))
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := &suite{stack: stack, mode: cluster.ModeCurl, repo: root, example: string(example)}
+		t.Run("baseline curl", func(t *testing.T) { base.baseline(t, cluster.ModeCurl, filepath.Join(logDir, name)) })
+		if stack.VIPManager != "" {
+			t.Run("baseline vip-manager", func(t *testing.T) { base.baseline(t, cluster.ModeVIPManager, filepath.Join(logDir, name)) })
+		} else {
+			t.Logf("baseline vip-manager: not run, %s has no vip-manager", stack.Name)
+		}
+		fmt.Printf("\n%s baselines: VIP movements, seconds from each trigger:\n%s\n", stack.Name, cluster.FormatMovements(base.movements))
 	}
+	// Each stack in a goroutine of its own rather than as a parallel subtest: go test
+	// runs no more parallel subtests at once than -parallel (the number of cores), and
+	// every set-up must be under way for the load gate to open.
+	var running sync.WaitGroup
+	for _, name := range names {
+		runStack := func() {
+			t.Run(name, func(t *testing.T) { stackTest(t, name) })
+		}
+		if serial {
+			runStack()
+			continue
+		}
+		running.Add(1)
+		go func() { defer running.Done(); runStack() }()
+	}
+	running.Wait()
 }
 
 // selectedStacks parses PVC_STACKS: stack names separated by spaces or commas.
@@ -192,6 +237,11 @@ func selectedStacks(env string) ([]string, error) {
 // scenario on it in order; it prints the VIP movements and the count of passed and failed
 // scenarios.
 func (s *suite) run(t *testing.T, logDir string) {
+	defer func() {
+		if !s.arrived {
+			s.loads.leave()
+		}
+	}()
 	gate := `(?m)^\s*vrrp_script\s+(\S+)`
 	if s.mode == cluster.ModeWatch {
 		gate = `(?m)^\s*track_file\s+(\S+)\s*\{`
@@ -237,18 +287,24 @@ func (s *suite) run(t *testing.T, logDir string) {
 	run("kill -9", func(t *testing.T) { s.failover(t, cluster.KillPrimary()) })
 	run("REST API hung", s.hung)
 	run("cut off", s.cutOff)
+	run("DCS down", s.dcsDown(false))
+	run("DCS down, failsafe on", s.dcsDown(true))
+	run("cut from the DCS", s.cutFromDCS)
 	if s.mode == cluster.ModeWatch {
 		run("kill -9 of the watcher", s.killWatcher)
 		run("watcher stopped", s.stopWatcher)
 		run("track file tampered with", s.tamperTrackFile)
 	}
 	run("quiet logs", s.quietLogs)
+	// Last: the whole machine is loaded while it lasts, and the set-ups take turns.
+	run("CPU load", s.cpuLoad)
 	if err := c.Close(); err != nil {
 		t.Errorf("teardown: %v", err)
 	}
 
 	// One write each, so that the two stacks' reports do not interleave.
-	fmt.Printf("\n%s: VIP movements, seconds from each trigger (new-prim: VIP on the new primary after Patroni had it):\n%s\n%s: %d passed, %d failed\n",
+	fmt.Printf("\n%s: VIP movements, seconds from each trigger (new-prim: VIP on the new primary after Patroni had it; "+
+		"double: on two reachable nodes; unwritable: on a node whose PostgreSQL did not accept writes):\n%s\n%s: %d passed, %d failed\n",
 		t.Name(), cluster.FormatMovements(s.movements), t.Name(), passed, failed)
 }
 
@@ -300,9 +356,12 @@ func (s *suite) start(t *testing.T) {
 		}
 	}
 	s.assertVIPOnPrimary(t, leader)
-	if m := c.Timeline(time.Time{}, time.Now()).Analyze(time.Time{}, leader); m.Double > 0 || m.OnNonPrimary > 0 {
+	m := c.Timeline(time.Time{}, time.Now()).Analyze(time.Time{}, leader)
+	if m.Double > 0 || m.OnNonPrimary > 0 {
 		t.Errorf("since keepalived started: VIP on two nodes for %v, on a non-primary for %v", m.Double, m.OnNonPrimary)
 	}
+	m.Scenario = "since keepalived started"
+	s.assertWrites(t, m)
 	for _, n := range c.Nodes() {
 		lines := s.states(t, n, time.Time{})
 		want := "not primary" // the example configuration asks /primary
@@ -439,9 +498,8 @@ func (s *suite) hung(t *testing.T) {
 	default:
 		t.Logf("by hand against the hung API: exit %d after %v: %s", byHand.Exit, byHand.Elapsed.Round(time.Millisecond), strings.TrimSpace(byHand.Output))
 	}
-	if m.Double > 0 {
-		t.Errorf("VIP on two nodes for %v", m.Double)
-	}
+	s.assertWrites(t, m)
+	t.Logf("%s: PostgreSQL accepted writes on two nodes for %v (Patroni's split brain without a watchdog)", m.Scenario, m.TwoWritable)
 	if m.ToVIPGone < 0 || m.ToVIPGone > vipGoneBound {
 		t.Errorf("VIP left the hung node after %v, want ≤ %v", m.ToVIPGone, vipGoneBound)
 	}
@@ -570,9 +628,10 @@ func (s *suite) measure(t *testing.T, tr cluster.Trigger) cluster.Movement {
 	}
 	m, err := s.c.Measure(context.Background(), tr)
 	s.movements = append(s.movements, m)
-	t.Logf("%s: %s→%s  to primary %v, VIP gone %v, VIP on new %v, no VIP %v, double %v, on non-primary %v\n%s",
+	t.Logf("%s: %s→%s  to primary %v, VIP gone %v, VIP on new %v, no VIP %v, double %v, on non-primary %v, "+
+		"on unwritable %v (longest %v), two writable %v\n%s",
 		m.Scenario, m.Old, m.New, sec(m.ToPrimary), sec(m.ToVIPGone), sec(m.ToVIPOnNew), sec(m.NoVIP), sec(m.Double),
-		sec(m.OnNonPrimary), m.Timeline.Format(m.Trigger))
+		sec(m.OnNonPrimary), sec(m.Unwritable), sec(m.LongestUnwritable), sec(m.TwoWritable), m.Timeline.Format(m.Trigger))
 	if err != nil {
 		t.Errorf("%v", err)
 	}
@@ -583,9 +642,7 @@ func (s *suite) measure(t *testing.T, tr cluster.Trigger) cluster.Movement {
 // on two reachable nodes, traffic through the VIP reaching it, and logs that match.
 func (s *suite) assertMove(t *testing.T, m cluster.Movement) {
 	t.Helper()
-	if m.Double > 0 {
-		t.Errorf("%s: VIP on two reachable nodes for %v", m.Scenario, m.Double)
-	}
+	s.assertWrites(t, m)
 	if !m.Settled || m.ToVIPOnNew < 0 {
 		t.Errorf("%s: the VIP did not settle on the new primary", m.Scenario)
 		return
@@ -789,9 +846,10 @@ func (s *suite) watcherTrouble(t *testing.T, tr cluster.Trigger, gone time.Durat
 	if m.ToVIPGone < 0 || m.ToVIPGone > gone {
 		t.Errorf("%s: the VIP left %s after %v, want ≤ %v", name, m.Old, m.ToVIPGone, gone)
 	}
-	if m.Double > 0 || m.OnNonPrimary > 0 {
-		t.Errorf("%s: the VIP on two nodes for %v, on a non-primary for %v", name, m.Double, m.OnNonPrimary)
+	if m.OnNonPrimary > 0 {
+		t.Errorf("%s: the VIP on a non-primary for %v", name, m.OnNonPrimary)
 	}
+	s.assertWrites(t, m)
 	if !m.Settled {
 		t.Errorf("%s: the VIP did not come back to %s", name, m.Old)
 	}
@@ -826,9 +884,10 @@ func (s *suite) tamperTrackFile(t *testing.T) {
 		if m.New != m.Old || !m.Settled {
 			t.Errorf("%s: the VIP ended on %q, want back on %s", tc.name, m.New, m.Old)
 		}
-		if m.Double > 0 || m.OnNonPrimary > 0 {
-			t.Errorf("%s: the VIP on two nodes for %v, on a non-primary for %v", tc.name, m.Double, m.OnNonPrimary)
+		if m.OnNonPrimary > 0 {
+			t.Errorf("%s: the VIP on a non-primary for %v", tc.name, m.OnNonPrimary)
 		}
+		s.assertWrites(t, m)
 		if got := s.c.Node(m.Old).TrackFile(); got != "1" {
 			t.Errorf("%s: the track file says %q, want 1 again", tc.name, got)
 		}

@@ -13,8 +13,15 @@
 //
 // The software is a Stack: the host's Debian 12 packages (Patroni 3.0, PostgreSQL 15,
 // etcd 3.4, keepalived 2.2), or Debian 13's (Patroni 4.0, PostgreSQL 17, etcd 3.5,
-// keepalived 2.3) from a root filesystem that package rootfs builds and caches, each
-// program chrooted into it in a mount namespace of its own (see Cluster.command).
+// keepalived 2.3) or Debian unstable's (Patroni 4.1, PostgreSQL 18, etcd 3.5, keepalived
+// 2.3.4) from a root filesystem that package rootfs builds and caches, each program
+// chrooted into it in a mount namespace of its own (see Cluster.command).
+//
+// Besides the VIP, the timeline records whether each node's PostgreSQL accepts writes,
+// asked on a fresh connection (see writeProbe), so that a movement is judged against
+// PostgreSQL itself. Triggers include the outages operators ask about: the DCS down
+// (StopDCS, WithFailsafe), the primary cut from the DCS (CutPrimaryFromDCS), Patroni
+// frozen (PausePrimary) and a full CPU with clients writing (LoadPrimary).
 //
 // Used by the end-to-end tests, `make demo` and the benchmarks, like this:
 //
@@ -189,6 +196,7 @@ type Node struct {
 	service *Service // patroni-vip-check.service, in ModeWatch
 	paused  bool
 	cut     bool
+	dcsCut  bool // see CutFromDCS
 }
 
 var clusterSeq atomic.Int32
@@ -553,12 +561,16 @@ func (c *Cluster) KeepalivedConf(node int) string {
 	return c.keepConf[node-1]
 }
 
-// Restore undoes what triggers did — continues a stopped Patroni, reconnects a cut node,
-// starts a Patroni that was stopped or killed — and waits until the cluster is healthy.
+// Restore undoes what triggers did — starts the DCS if it is down, continues a stopped
+// Patroni, reconnects a cut node, starts a Patroni that was stopped or killed — and waits
+// until the cluster is healthy.
 // A member that has not rejoined after rejoinWait is rebuilt from the primary (Reinit):
 // Patroni 3.0.2 can wreck a demoted primary's data directory (see Reinit). Each rebuild
 // is recorded in Repairs.
 func (c *Cluster) Restore(ctx context.Context, timeout time.Duration) (*Node, error) {
+	if err := c.StartEtcd(ctx); err != nil {
+		return nil, err
+	}
 	for _, n := range c.nodes {
 		if err := n.ResumePatroni(); err != nil {
 			return nil, err

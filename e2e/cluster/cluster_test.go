@@ -168,3 +168,75 @@ func TestAnalyze(t *testing.T) {
 		t.Errorf("cut holder: double %v settled %v VIP gone %v", m.Double, m.Settled, m.ToVIPGone)
 	}
 }
+
+func TestAnalyzeWrites(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	up := []bool{true, true, true}
+	w := func(ws ...bool) []bool { return ws }
+	roles := []string{"primary", "replica", "replica"}
+	// n1 stops taking writes at 1.0 and keeps the VIP until 1.5; n2 takes writes from 2.0
+	// and gets the VIP at 2.5; n1, frozen, takes writes again from 3.0 (two writers) but
+	// holds no VIP.
+	tl := Timeline{
+		{At: at(0.0), Holders: []string{"n1"}, Leader: "n1", Roles: roles, Reachable: up, Writable: w(true, false, false)},
+		{At: at(1.0), Holders: []string{"n1"}, Leader: "n1", Roles: roles, Reachable: up, Writable: w(false, false, false)},
+		{At: at(1.5), Holders: nil, Leader: "n1", Roles: roles, Reachable: up, Writable: w(false, false, false)},
+		{At: at(2.0), Holders: nil, Leader: "n2", Roles: []string{"", "primary", "replica"}, Reachable: up, Writable: w(false, true, false)},
+		{At: at(2.5), Holders: []string{"n2"}, Leader: "n2", Roles: []string{"", "primary", "replica"}, Reachable: up, Writable: w(false, true, false)},
+		{At: at(3.0), Holders: []string{"n2"}, Leader: "n2", Roles: []string{"primary", "primary", "replica"}, Reachable: up, Writable: w(true, true, false)},
+		{At: at(4.0), Holders: []string{"n2"}, Leader: "n2", Roles: []string{"replica", "primary", "replica"}, Reachable: up, Writable: w(false, true, false)},
+	}
+	m := tl.Analyze(t0, "n1")
+	for name, c := range map[string][2]time.Duration{
+		"unwritable":         {m.Unwritable, 500 * time.Millisecond},
+		"longest unwritable": {m.LongestUnwritable, 500 * time.Millisecond},
+		"to unwritable":      {m.ToUnwritable, time.Second},
+		"two writable":       {m.TwoWritable, time.Second},
+	} {
+		if c[0] != c[1] {
+			t.Errorf("%s = %v, want %v", name, c[0], c[1])
+		}
+	}
+	// The longest stretch, not the sum: two stretches of 0.2 s are 0.4 s in all.
+	tl2 := Timeline{
+		{At: at(0.0), Holders: []string{"n1"}, Roles: roles, Reachable: up, Writable: w(false, false, false)},
+		{At: at(0.2), Holders: []string{"n1"}, Roles: roles, Reachable: up, Writable: w(true, false, false)},
+		{At: at(0.4), Holders: []string{"n1"}, Roles: roles, Reachable: up, Writable: w(false, false, false)},
+		{At: at(0.6), Holders: []string{"n1"}, Roles: roles, Reachable: up, Writable: w(true, false, false)},
+		{At: at(0.7), Holders: []string{"n1"}, Roles: roles, Reachable: up, Writable: w(true, false, false)},
+	}
+	m = tl2.Analyze(t0, "n1")
+	if m.Unwritable != 400*time.Millisecond || m.LongestUnwritable != 200*time.Millisecond {
+		t.Errorf("two stretches: unwritable %v longest %v", m.Unwritable, m.LongestUnwritable)
+	}
+	// A holder clients cannot reach does not count.
+	cut := []bool{false, true, true}
+	tl3 := Timeline{
+		{At: at(0), Holders: []string{"n1", "n2"}, Leader: "n2", Roles: roles, Reachable: cut, Writable: w(false, true, false)},
+		{At: at(1), Holders: []string{"n1", "n2"}, Leader: "n2", Roles: roles, Reachable: cut, Writable: w(false, true, false)},
+	}
+	if m := tl3.Analyze(t0, "n1"); m.Unwritable != 0 {
+		t.Errorf("unreachable holder: unwritable %v", m.Unwritable)
+	}
+}
+
+func TestProbeState(t *testing.T) {
+	now := time.Unix(1000, 0)
+	for _, c := range []struct {
+		name string
+		ps   probeState
+		want bool
+	}{
+		{"wrote just now", probeState{ok: true, done: now.Add(-50 * time.Millisecond)}, true},
+		{"refused just now", probeState{ok: false, done: now.Add(-50 * time.Millisecond)}, false},
+		{"wrote, next probe under way", probeState{ok: true, done: now.Add(-150 * time.Millisecond), since: now.Add(-50 * time.Millisecond)}, true},
+		{"wrote, next probe hangs", probeState{ok: true, done: now.Add(-1200 * time.Millisecond), since: now.Add(-1100 * time.Millisecond)}, false},
+		{"no probe for long", probeState{ok: true, done: now.Add(-10 * time.Second)}, false},
+		{"never probed", probeState{}, false},
+	} {
+		if got := c.ps.writable(now); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}

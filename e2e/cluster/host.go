@@ -24,8 +24,9 @@ func Preflight(mode Mode, stack *Stack) error {
 		stack = HostStack()
 	}
 	var missing []string
-	// systemd-tmpfiles: the host's makes each node's /run directories from the packaged entry.
-	for _, p := range []string{"ip", "unshare", "setpriv", "mount", "chroot", "sh", "systemd-tmpfiles"} {
+	// systemd-tmpfiles: the host's makes each node's /run directories from the packaged
+	// entry; nft cuts a node from the DCS (CutFromDCS).
+	for _, p := range []string{"ip", "unshare", "setpriv", "mount", "chroot", "sh", "systemd-tmpfiles", "nft"} {
 		if _, err := exec.LookPath(p); err != nil {
 			missing = append(missing, p)
 		}

@@ -213,10 +213,13 @@ func (n *Node) Cut(ctx context.Context) error {
 	return nil
 }
 
-// Reconnect undoes Cut; a no-op otherwise.
+// Reconnect undoes Cut and CutFromDCS; a no-op otherwise.
 func (n *Node) Reconnect(ctx context.Context) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if err := n.reconnectDCS(ctx); err != nil {
+		return err
+	}
 	if !n.cut {
 		return nil
 	}

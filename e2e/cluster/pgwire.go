@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"time"
 )
 
 // pgConn is a minimal PostgreSQL client (frontend/backend protocol 3.0, trust
@@ -176,3 +177,25 @@ func (p *pgConn) role(ctx context.Context) string {
 	}
 	return ""
 }
+
+// writeProbe reports whether n's PostgreSQL accepts a write now: a fresh connection,
+// opened inside the node to its own address (so that it works on a node cut off from
+// the switch, and so that a postmaster that no longer accepts connections counts), runs
+// pg_current_xact_id(), which assigns a transaction ID and commits it: a write to the
+// WAL, flushed before the answer (synchronous_commit is on). A server that is stopping,
+// starting or gone refuses the connection; one in recovery answers NULL, without
+// trying (an error there would put a line in PostgreSQL's log ten times a second). An
+// open connection would not do: a frozen or stopping postmaster keeps serving the
+// sessions it has.
+func writeProbe(ctx context.Context, n *Node) bool {
+	ctx, cancel := context.WithTimeout(ctx, writeProbeTimeout)
+	defer cancel()
+	pg := &pgConn{addr: n.Addr + ":5432", dial: dialIn(n.NS)}
+	defer pg.close()
+	xid, err := pg.query(ctx, "select case when pg_is_in_recovery() then null else pg_current_xact_id() end")
+	return err == nil && xid != ""
+}
+
+// writeProbeTimeout bounds one write probe; past hangAfter it already counts as "does
+// not accept writes".
+const writeProbeTimeout = 3 * time.Second

@@ -27,6 +27,8 @@ type Stack struct {
 	PGBinDir                                    string // initdb, pg_ctl, postgres, psql
 
 	PatroniMajor int
+	// KeepalivedVersion is the stack's keepalived, for reports.
+	KeepalivedVersion string
 	// PrimaryRole is the role Patroni's REST API gives a primary: "master" up to
 	// Patroni 3, "primary" from 4.0.
 	PrimaryRole string
@@ -41,7 +43,7 @@ type Stack struct {
 }
 
 // StackNames lists the stacks the suite knows, the host's first.
-var StackNames = []string{"debian12", "debian13"}
+var StackNames = []string{"debian12", "debian13", "sid"}
 
 // HostStack is Debian 12's packages on this (Debian 12) host: Patroni 3.0.2, PostgreSQL
 // 15, etcd 3.4, keepalived 2.2.7, vip-manager 1.0.2. `make deps` installs them.
@@ -51,7 +53,7 @@ func HostStack() *Stack {
 		Patroni: "/usr/bin/patroni", Patronictl: "/usr/bin/patronictl", Etcd: "/usr/bin/etcd",
 		Keepalived: "/usr/sbin/keepalived", Curl: "/usr/bin/curl", VIPManager: "/usr/bin/vip-manager",
 		PGBinDir:     "/usr/lib/postgresql/15/bin",
-		PatroniMajor: 3, PrimaryRole: "master", MinTTL: 1,
+		PatroniMajor: 3, PrimaryRole: "master", MinTTL: 1, KeepalivedVersion: "2.2.7",
 	}
 }
 
@@ -64,7 +66,20 @@ func debian13(root string) *Stack {
 		Patroni: "/usr/bin/patroni", Patronictl: "/usr/bin/patronictl", Etcd: "/usr/bin/etcd",
 		Keepalived: "/usr/sbin/keepalived", Curl: "/usr/bin/curl", VIPManager: "/usr/bin/vip-manager",
 		PGBinDir:     "/usr/lib/postgresql/17/bin",
-		PatroniMajor: 4, PrimaryRole: "primary", MinTTL: 20, FractionalIntervals: true,
+		PatroniMajor: 4, PrimaryRole: "primary", MinTTL: 20, FractionalIntervals: true, KeepalivedVersion: "2.3.3",
+	}
+}
+
+// sid is Debian unstable's packages in a root built by package rootfs (its package list,
+// e2e/rootfs/sid.packages, pins the versions the suite was proven on): Patroni 4.1,
+// PostgreSQL 18, etcd 3.5, keepalived 2.3.4. Unstable has no vip-manager.
+func sid(root string) *Stack {
+	return &Stack{
+		Name: "sid", Root: root,
+		Patroni: "/usr/bin/patroni", Patronictl: "/usr/bin/patronictl", Etcd: "/usr/bin/etcd",
+		Keepalived: "/usr/sbin/keepalived", Curl: "/usr/bin/curl",
+		PGBinDir:     "/usr/lib/postgresql/18/bin",
+		PatroniMajor: 4, PrimaryRole: "primary", MinTTL: 20, FractionalIntervals: true, KeepalivedVersion: "2.3.4",
 	}
 }
 
@@ -106,7 +121,7 @@ func OpenStack(ctx context.Context, name string, o StackOptions) (*Stack, error)
 }
 
 // rootStacks are the stacks that run from a root filesystem of package rootfs, by name.
-var rootStacks = map[string]func(root string) *Stack{"debian13": debian13}
+var rootStacks = map[string]func(root string) *Stack{"debian13": debian13, "sid": sid}
 
 // Close releases the stack's root filesystem (it stays in the cache).
 func (s *Stack) Close() error {

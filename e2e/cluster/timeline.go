@@ -2,10 +2,12 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,6 +25,9 @@ type Sample struct {
 	Roles []string
 	// Reachable, per node: its switch port is up (see Node.Cut).
 	Reachable []bool
+	// Writable, per node: its PostgreSQL accepts writes, as the node's write probe last
+	// found (see writeProbe). PostgreSQL's own answer, whatever Patroni says.
+	Writable []bool
 }
 
 func (s Sample) role(name string) string {
@@ -33,6 +38,12 @@ func (s Sample) role(name string) string {
 }
 
 func (s Sample) holds(name string) bool { return slices.Contains(s.Holders, name) }
+
+// writable reports whether name's PostgreSQL accepted writes at the sample.
+func (s Sample) writable(name string) bool {
+	i := nodeIndex(name)
+	return i >= 0 && i < len(s.Writable) && s.Writable[i]
+}
 
 // ReachableHolders are the holders a client on the switch can reach.
 func (s Sample) ReachableHolders() []string {
@@ -65,7 +76,11 @@ func (s Sample) describe() string {
 		if i < len(s.Reachable) && !s.Reachable[i] {
 			cut = "(cut)"
 		}
-		fmt.Fprintf(&b, "  n%d %s%s", i+1, orDash(r), cut)
+		w := ""
+		if s.writable(fmt.Sprintf("n%d", i+1)) {
+			w = "+w"
+		}
+		fmt.Fprintf(&b, "  n%d %s%s%s", i+1, orDash(r), w, cut)
 	}
 	return b.String()
 }
@@ -113,8 +128,19 @@ type Movement struct {
 	Double time.Duration
 	// OnNonPrimary: time with the VIP on a reachable node whose PostgreSQL is in recovery.
 	OnNonPrimary time.Duration
-	Settled      bool // the record ended with the VIP on the primary alone
-	Timeline     Timeline
+	// Unwritable: time with the VIP on a reachable node whose PostgreSQL did not accept
+	// writes (in recovery, stopped, starting, frozen); LongestUnwritable: the longest
+	// such stretch.
+	Unwritable, LongestUnwritable time.Duration
+	// ToUnwritable: until Old's PostgreSQL was first seen not accepting writes.
+	ToUnwritable time.Duration
+	// TwoWritable: time with PostgreSQL accepting writes on two or more nodes, reachable
+	// or not: a split brain, which only Patroni (with a watchdog) can prevent.
+	TwoWritable time.Duration
+	Settled     bool // the record ended with the VIP on the primary alone
+	// Fired: how long the trigger's Fire took (an outage's length, for one that lasts).
+	Fired    time.Duration
+	Timeline Timeline
 }
 
 // FollowDelay is how long after Patroni had the new primary the VIP got there
@@ -128,7 +154,7 @@ func (m Movement) FollowDelay() time.Duration {
 
 // Analyze measures a Movement from a timeline that covers the trigger and what followed.
 func (tl Timeline) Analyze(trigger time.Time, old string) Movement {
-	m := Movement{Trigger: trigger, Old: old, ToPrimary: -1, ToVIPGone: -1, ToVIPOnNew: -1, Timeline: tl}
+	m := Movement{Trigger: trigger, Old: old, ToPrimary: -1, ToVIPGone: -1, ToVIPOnNew: -1, ToUnwritable: -1, Timeline: tl}
 	if len(tl) == 0 {
 		return m
 	}
@@ -139,6 +165,7 @@ func (tl Timeline) Analyze(trigger time.Time, old string) Movement {
 		m.Settled = len(rh) == 1 && rh[0] == m.New
 	}
 	onNewFrom, primaryFrom := -1, -1
+	var unwritableRun time.Duration
 	for i, s := range tl {
 		if s.At.Before(trigger) {
 			continue
@@ -171,6 +198,25 @@ func (tl Timeline) Analyze(trigger time.Time, old string) Movement {
 				break
 			}
 		}
+		if slices.ContainsFunc(rh, func(h string) bool { return !s.writable(h) }) {
+			m.Unwritable += dt
+			unwritableRun += dt
+			m.LongestUnwritable = max(m.LongestUnwritable, unwritableRun)
+		} else {
+			unwritableRun = 0
+		}
+		if m.ToUnwritable < 0 && !s.writable(old) {
+			m.ToUnwritable = d
+		}
+		writers := 0
+		for _, w := range s.Writable {
+			if w {
+				writers++
+			}
+		}
+		if writers > 1 {
+			m.TwoWritable += dt
+		}
 		if m.New != "" && s.holds(m.New) {
 			if onNewFrom < 0 {
 				onNewFrom = i
@@ -201,6 +247,17 @@ type Trigger struct {
 	// WaitsForTTL: nothing happens before the old leader key expires (a crash, a node
 	// cut off), so the wait is Timeout plus the cluster's ttl.
 	WaitsForTTL bool
+	// Prepare, if set, readies the cluster before the trigger's time is taken; Cleanup,
+	// if set, undoes it once the VIP has settled (or not).
+	Prepare, Cleanup func(ctx context.Context, c *Cluster) error
+}
+
+// WithFailsafe is tr with Patroni's failsafe_mode on for its duration.
+func WithFailsafe(tr Trigger) Trigger {
+	tr.Name += ", failsafe on"
+	tr.Prepare = func(ctx context.Context, c *Cluster) error { return c.SetFailsafe(ctx, true) }
+	tr.Cleanup = func(ctx context.Context, c *Cluster) error { return c.SetFailsafe(ctx, false) }
+	return tr
 }
 
 // Switchover is `patronictl switchover --force` to candidate ("" lets Patroni choose).
@@ -269,6 +326,11 @@ func (c *Cluster) Measure(ctx context.Context, tr Trigger) (Movement, error) {
 	if tr.WaitsForTTL {
 		timeout += c.TTL()
 	}
+	if tr.Prepare != nil {
+		if err := tr.Prepare(ctx, c); err != nil {
+			return Movement{Scenario: tr.Name}, fmt.Errorf("%s: preparing: %w", tr.Name, err)
+		}
+	}
 	t0 := time.Now()
 	fireErr := tr.Fire(ctx, c, old)
 	// Only what follows the end of Fire counts as settled: a Patroni frozen past its
@@ -296,17 +358,24 @@ func (c *Cluster) Measure(ctx context.Context, tr Trigger) (Movement, error) {
 	}
 	m := c.Timeline(t0.Add(-time.Second), time.Now()).Analyze(t0, old.Name)
 	m.Scenario = tr.Name
-	if fireErr != nil {
-		return m, fmt.Errorf("%s: %w", tr.Name, fireErr)
+	m.Fired = fired.Sub(t0)
+	var cleanErr error
+	if tr.Cleanup != nil {
+		if err := tr.Cleanup(ctx, c); err != nil {
+			cleanErr = fmt.Errorf("%s: cleaning up: %w", tr.Name, err)
+		}
 	}
-	return m, settleErr
+	if fireErr != nil {
+		return m, errors.Join(fmt.Errorf("%s: %w", tr.Name, fireErr), cleanErr)
+	}
+	return m, errors.Join(settleErr, cleanErr)
 }
 
 // FormatMovements renders movements as a table, seconds from each trigger.
 func FormatMovements(ms []Movement) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-30s %-9s %10s %9s %10s %9s %7s %7s %11s\n",
-		"scenario", "primary", "to primary", "VIP gone", "VIP on new", "new-prim", "no VIP", "double", "non-primary")
+	fmt.Fprintf(&b, "%-30s %-9s %10s %9s %10s %9s %7s %7s %11s %10s\n",
+		"scenario", "primary", "to primary", "VIP gone", "VIP on new", "new-prim", "no VIP", "double", "non-primary", "unwritable")
 	sec := func(d time.Duration) string {
 		if d < 0 {
 			return "never"
@@ -314,9 +383,9 @@ func FormatMovements(ms []Movement) string {
 		return fmt.Sprintf("%.2f", d.Seconds())
 	}
 	for _, m := range ms {
-		fmt.Fprintf(&b, "%-30s %-9s %10s %9s %10s %9s %7s %7s %11s\n",
+		fmt.Fprintf(&b, "%-30s %-9s %10s %9s %10s %9s %7s %7s %11s %10s\n",
 			m.Scenario, m.Old+"→"+orDash(m.New), sec(m.ToPrimary), sec(m.ToVIPGone), sec(m.ToVIPOnNew),
-			sec(m.FollowDelay()), sec(m.NoVIP), sec(m.Double), sec(m.OnNonPrimary))
+			sec(m.FollowDelay()), sec(m.NoVIP), sec(m.Double), sec(m.OnNonPrimary), sec(m.Unwritable))
 	}
 	return b.String()
 }
@@ -328,6 +397,7 @@ type poller struct {
 	mu      sync.Mutex
 	samples []Sample
 	roles   []valueAt
+	writes  []probeState
 	leader  valueAt
 	stopc   chan struct{}
 	wg      sync.WaitGroup
@@ -342,8 +412,51 @@ type valueAt struct {
 // staleAfter: an answer older than this is no answer (a stopped or unreachable peer).
 const staleAfter = time.Second
 
+// probeState is what a node's write probe found: the last probe that ended, and the one
+// under way.
+type probeState struct {
+	ok    bool      // the last probe that ended wrote
+	done  time.Time // when it ended
+	since time.Time // when the probe under way began; zero between probes
+}
+
+// WriteProbeEvery is how often the poller asks each PostgreSQL to write, at most: each
+// ask is a new connection, and so a new backend process; finer sampling (PollInterval)
+// asks no more often than this.
+const WriteProbeEvery = 100 * time.Millisecond
+
+// slowProbeEvery is how often a node that nothing is judged by is asked to write: a
+// replica without the VIP. Each ask costs PostgreSQL a backend (about 3 ms of CPU here),
+// and six clusters asking three nodes ten times a second would take half of this
+// machine's two cores.
+const slowProbeEvery = time.Second
+
+// judged reports whether node i's writes matter to the next samples, so that it is
+// asked every WriteProbeEvery: it holds the VIP, it took writes when last asked, or its
+// PostgreSQL is out of recovery (or did not say). Called with p.mu held.
+func (p *poller) judged(i int, name string) bool {
+	if p.writes[i].ok || p.roles[i].v != "replica" || time.Since(p.roles[i].at) >= staleAfter {
+		return true
+	}
+	return len(p.samples) == 0 || p.samples[len(p.samples)-1].holds(name)
+}
+
+// hangAfter: a write probe without an answer for this long counts as a PostgreSQL that
+// does not accept writes (a frozen postmaster accepts connections and never answers).
+// Long enough that a primary slowed by a full CPU, which answers every write of its
+// clients, is not taken for one that does not.
+const hangAfter = time.Second
+
+// writable judges a node at now from its probe state.
+func (ps probeState) writable(now time.Time) bool {
+	if !ps.since.IsZero() && now.Sub(ps.since) > hangAfter {
+		return false
+	}
+	return ps.ok && now.Sub(ps.done) < staleAfter+hangAfter
+}
+
 func newPoller(c *Cluster) *poller {
-	return &poller{c: c, roles: make([]valueAt, len(c.nodes)), stopc: make(chan struct{})}
+	return &poller{c: c, roles: make([]valueAt, len(c.nodes)), writes: make([]probeState, len(c.nodes)), stopc: make(chan struct{})}
 }
 
 func (p *poller) start() {
@@ -368,6 +481,33 @@ func (p *poller) start() {
 			}
 		}, pg.close)
 	}
+	// No sample before every node's first write probe has ended (or hangs): a sample
+	// before it would count a primary as one that does not accept writes.
+	started := time.Now()
+	firstRound := make(chan struct{})
+	var pending atomic.Int32
+	pending.Store(int32(len(p.c.nodes)))
+	for i, n := range p.c.nodes {
+		var first sync.Once
+		p.loop(ctx, max(every, WriteProbeEvery), func() {
+			p.mu.Lock()
+			if !p.judged(i, n.Name) && time.Since(p.writes[i].done) < slowProbeEvery {
+				p.mu.Unlock()
+				return
+			}
+			p.writes[i].since = time.Now()
+			p.mu.Unlock()
+			ok := writeProbe(ctx, n)
+			p.mu.Lock()
+			p.writes[i] = probeState{ok: ok, done: time.Now()}
+			p.mu.Unlock()
+			first.Do(func() {
+				if pending.Add(-1) == 0 {
+					close(firstRound)
+				}
+			})
+		}, nil)
+	}
 	p.loop(ctx, every, func() {
 		rctx, cancel := context.WithTimeout(ctx, 4*every+100*time.Millisecond)
 		defer cancel()
@@ -379,7 +519,16 @@ func (p *poller) start() {
 		p.leader = valueAt{l, time.Now()}
 		p.mu.Unlock()
 	}, nil)
-	p.loop(ctx, every, p.sample, nil)
+	p.loop(ctx, every, func() {
+		select {
+		case <-firstRound:
+		default:
+			if time.Since(started) < hangAfter {
+				return
+			}
+		}
+		p.sample()
+	}, nil)
 }
 
 // loop runs fn now and then every period (never two at once) until ctx ends, then done.
@@ -405,7 +554,8 @@ func (p *poller) loop(ctx context.Context, every time.Duration, fn, done func())
 
 func (p *poller) sample() {
 	now := time.Now()
-	s := Sample{At: now, Roles: make([]string, len(p.c.nodes)), Reachable: make([]bool, len(p.c.nodes))}
+	s := Sample{At: now, Roles: make([]string, len(p.c.nodes)), Reachable: make([]bool, len(p.c.nodes)),
+		Writable: make([]bool, len(p.c.nodes))}
 	for _, n := range p.c.nodes {
 		if ok, err := n.HoldsVIP(); err == nil && ok {
 			s.Holders = append(s.Holders, n.Name)
@@ -422,6 +572,9 @@ func (p *poller) sample() {
 		if now.Sub(r.at) < staleAfter {
 			s.Roles[i] = r.v
 		}
+	}
+	for i, w := range p.writes {
+		s.Writable[i] = w.writable(now)
 	}
 	s.Leader = "?"
 	if now.Sub(p.leader.at) < staleAfter {

@@ -20,7 +20,7 @@ func main() {
 	cache := flag.String("cache", rootfs.DefaultCacheDir, "where the roots are kept")
 	mirror := flag.String("mirror", "", "Debian mirror (default: the one the host's apt uses, else "+rootfs.FallbackMirror+")")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: mkrootfs [flags] STACK...   (e.g. debian13)\n")
+		fmt.Fprintf(os.Stderr, "usage: mkrootfs [flags] STACK...   (debian13, sid)\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()

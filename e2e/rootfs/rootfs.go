@@ -1,12 +1,16 @@
 // Package rootfs builds, caches and hands out the Debian root filesystems from which the
-// end-to-end suite runs a software stack other than the host's: Debian 13's Patroni 4,
-// PostgreSQL 17, etcd 3.5 and keepalived 2.3 beside a Debian 12 host's own packages.
+// end-to-end suite runs a software stack other than the host's: Debian 13's Patroni 4.0,
+// PostgreSQL 17, etcd 3.5 and keepalived 2.3, and Debian unstable's Patroni 4.1,
+// PostgreSQL 18 and keepalived 2.3.4, beside a Debian 12 host's own packages.
 //
 // A root is built once by debootstrap, from the mirror the host's apt already uses, into
 // DefaultCacheDir under a name that carries a hash of what it is built from (suite,
 // variant, architecture, package list, build recipe): an unchanged package list is
-// reused by every later run, a changed one gets a new root. Nothing is added to the
-// host's apt sources, nothing on the host is installed or upgraded.
+// reused by every later run, a changed one gets a new root. A package list may pin
+// versions (NAME=VERSION): unstable keeps no old version, so a build whose mirror has
+// moved on fails with a MovedError rather than give a root the suite was not proven on.
+// Nothing is added to the host's apt sources, nothing on the host is installed or
+// upgraded.
 //
 // Builds are serialised by a lock file. A build goes into a temporary directory renamed
 // into place only when complete, so an interrupted build never leaves a root that looks
@@ -48,15 +52,18 @@ var packageLists embed.FS
 
 // Spec is what a root is built from.
 type Spec struct {
-	Name     string   // the stack it serves, e.g. "debian13"; its package list is NAME.packages
-	Suite    string   // the Debian suite, e.g. "trixie"
-	Variant  string   // debootstrap's --variant
-	Packages []string // installed on top of the variant, sorted
+	Name    string // the stack it serves, e.g. "debian13"; its package list is NAME.packages
+	Suite   string // the Debian suite, e.g. "trixie"
+	Variant string // debootstrap's --variant
+	// Packages are installed on top of the variant, sorted: a name, or NAME=VERSION for a
+	// package pinned to the version the suite was proven on (see checkPins).
+	Packages []string
 }
 
 // suites maps each stack that runs from a root to its Debian suite.
 var suites = map[string]struct{ suite, variant string }{
 	"debian13": {"trixie", "minbase"},
+	"sid":      {"sid", "minbase"},
 }
 
 // Lookup returns the Spec of the named stack, its packages read from NAME.packages in
@@ -77,17 +84,25 @@ func Lookup(name string) (Spec, error) {
 	return Spec{Name: name, Suite: s.suite, Variant: s.variant, Packages: pkgs}, nil
 }
 
-var pkgName = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`) // Debian policy 5.6.1
+var (
+	pkgName    = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)            // Debian policy 5.6.1
+	pkgVersion = regexp.MustCompile(`^([0-9]+:)?[0-9][A-Za-z0-9.+~-]*$`) // Debian policy 5.6.12
+)
 
-// ParsePackages reads a package list: one name a line, '#' starts a comment. The result
-// is sorted and without duplicates, so that reordering the file changes no key.
+// ParsePackages reads a package list: one package a line, a name or NAME=VERSION (a
+// pin), '#' starts a comment. The result is sorted and without duplicates, so that
+// reordering the file changes no key.
 func ParsePackages(text string) ([]string, error) {
 	var pkgs []string
 	for i, line := range strings.Split(text, "\n") {
 		line, _, _ = strings.Cut(line, "#")
 		for _, f := range strings.Fields(line) {
-			if !pkgName.MatchString(f) {
-				return nil, fmt.Errorf("line %d: %q is not a Debian package name", i+1, f)
+			name, version, pinned := strings.Cut(f, "=")
+			if !pkgName.MatchString(name) {
+				return nil, fmt.Errorf("line %d: %q is not a Debian package name", i+1, name)
+			}
+			if pinned && !pkgVersion.MatchString(version) {
+				return nil, fmt.Errorf("line %d: %q is not a Debian version", i+1, version)
 			}
 			pkgs = append(pkgs, f)
 		}
@@ -96,7 +111,71 @@ func ParsePackages(text string) ([]string, error) {
 		return nil, errors.New("no packages")
 	}
 	slices.Sort(pkgs)
-	return slices.Compact(pkgs), nil
+	pkgs = slices.Compact(pkgs)
+	for i := 1; i < len(pkgs); i++ {
+		if a, b := packageName(pkgs[i-1]), packageName(pkgs[i]); a == b {
+			return nil, fmt.Errorf("%s is listed twice, with different versions", a)
+		}
+	}
+	return pkgs, nil
+}
+
+// packageName is a package list entry's name, without its pin.
+func packageName(entry string) string {
+	name, _, _ := strings.Cut(entry, "=")
+	return name
+}
+
+// Names are the spec's package names, pins left out: what debootstrap installs.
+func (s Spec) Names() []string {
+	names := make([]string, len(s.Packages))
+	for i, p := range s.Packages {
+		names[i] = packageName(p)
+	}
+	return names
+}
+
+// MovedError says that the mirror no longer has the versions a package list pins:
+// Debian unstable replaces a version with the next and keeps no old one, so a root
+// proven on it cannot be built again once it moves. Someone must run the suite on the
+// new versions and move the pins.
+type MovedError struct {
+	Stack string
+	Moved []string // "patroni 4.1.5-2 pinned, 4.1.6-1 on the mirror"
+}
+
+func (e *MovedError) Error() string {
+	return fmt.Sprintf("the mirror moved: %[1]s.packages pins versions it no longer has (%[2]s). "+
+		"The %[1]s stack was proven on the pinned versions only. To move the pins, write the mirror's versions "+
+		"into e2e/rootfs/%[1]s.packages and run make e2e STACK=%[1]s; commit them if it passes "+
+		"(README.md, \"Moving the %[1]s pins\")",
+		e.Stack, strings.Join(e.Moved, "; "))
+}
+
+// checkPins compares the versions dpkg-query listed (lines "NAME VERSION") with the
+// spec's pins.
+func checkPins(spec Spec, installed string) error {
+	have := map[string]string{}
+	for _, line := range strings.Split(installed, "\n") {
+		if name, version, ok := strings.Cut(strings.TrimSpace(line), " "); ok {
+			have[name] = version
+		}
+	}
+	var moved []string
+	for _, p := range spec.Packages {
+		name, want, pinned := strings.Cut(p, "=")
+		if pinned && have[name] != want {
+			got := have[name]
+			if got == "" {
+				got = "none"
+			}
+			moved = append(moved, fmt.Sprintf("%s %s pinned, %s on the mirror", name, want, got))
+		}
+	}
+	if len(moved) > 0 {
+		return &MovedError{Stack: spec.Name, Moved: moved}
+	}
+	return nil
 }
 
 // Key names the root built from s for arch: readable, and a hash of everything that
@@ -262,7 +341,7 @@ func buildRoot(ctx context.Context, spec Spec, o Options, key, dir string) error
 	// mirror); a private mount namespace keeps whatever it mounts off the host.
 	err = run(ctx, log, "unshare", "--mount", "--propagation", "private",
 		"debootstrap", "--foreign", "--variant="+spec.Variant, "--arch="+o.Arch,
-		"--include="+strings.Join(spec.Packages, ","), spec.Suite, tmp, o.Mirror)
+		"--include="+strings.Join(spec.Names(), ","), spec.Suite, tmp, o.Mirror)
 	if err != nil {
 		return fail(err)
 	}
@@ -300,6 +379,12 @@ func buildRoot(ctx context.Context, spec Spec, o Options, key, dir string) error
 		"-W", "-f=${Package} ${Version}\n").Output()
 	if err != nil {
 		return fail(fmt.Errorf("dpkg-query: %w", err))
+	}
+	if err := checkPins(spec, string(versions)); err != nil {
+		if rerr := removeTree(tmp); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		return fmt.Errorf("rootfs: building %s: %w", key, err)
 	}
 	var m bytes.Buffer
 	fmt.Fprintf(&m, "# Built for patroni-vip-check's end-to-end suite; see e2e/rootfs.\nkey %s\nsuite %s\nvariant %s\narch %s\nmirror %s\nbuilt %s\ntook %.0fs\nrequested %s\n\n",

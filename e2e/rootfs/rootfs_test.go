@@ -1,6 +1,7 @@
 package rootfs
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -35,10 +36,63 @@ func TestParsePackages(t *testing.T) {
 	if want := []string{"aa", "bb", "zz"}; !slices.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
-	for _, bad := range []string{"", "# nothing\n", "Patroni\n", "a;b\n"} {
+	for _, bad := range []string{"", "# nothing\n", "Patroni\n", "a;b\n", "aa=\n", "aa=x1\n", "aa=1.0 aa=1.1\n", "aa=1 b;c=2\n"} {
 		if _, err := ParsePackages(bad); err == nil {
 			t.Errorf("%q: want an error", bad)
 		}
+	}
+	// Pins: NAME=VERSION, epochs and Debian revisions included.
+	got, err = ParsePackages("keepalived=1:2.3.4-1+b2\npatroni=4.1.5-2 curl\npatroni=4.1.5-2\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"curl", "keepalived=1:2.3.4-1+b2", "patroni=4.1.5-2"}; !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if names := (Spec{Packages: got}).Names(); !slices.Equal(names, []string{"curl", "keepalived", "patroni"}) {
+		t.Errorf("names %v", names)
+	}
+}
+
+func TestLookupSid(t *testing.T) {
+	s, err := Lookup("sid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Suite != "sid" || s.Variant != "minbase" {
+		t.Errorf("suite %q variant %q", s.Suite, s.Variant)
+	}
+	// Unstable moves: what the suite is about is pinned to the versions it was proven on.
+	for _, p := range []string{"patroni", "python3-etcd", "postgresql-18", "etcd-server", "etcd-client", "keepalived"} {
+		if !slices.ContainsFunc(s.Packages, func(e string) bool { return strings.HasPrefix(e, p+"=") }) {
+			t.Errorf("sid.packages does not pin %s", p)
+		}
+	}
+	for _, p := range []string{"iproute2", "procps", "curl"} {
+		if !slices.Contains(s.Names(), p) {
+			t.Errorf("sid.packages lacks %s", p)
+		}
+	}
+}
+
+func TestCheckPins(t *testing.T) {
+	spec := Spec{Name: "sid", Packages: []string{"curl", "keepalived=1:2.3.4-1+b2", "patroni=4.1.5-2"}}
+	if err := checkPins(spec, "curl 8.23.0-1\nkeepalived 1:2.3.4-1+b2\npatroni 4.1.5-2\n"); err != nil {
+		t.Errorf("matching versions: %v", err)
+	}
+	err := checkPins(spec, "curl 8.23.0-1\nkeepalived 1:2.3.4-1+b2\npatroni 4.1.6-1\n")
+	var moved *MovedError
+	if !errors.As(err, &moved) || len(moved.Moved) != 1 || !strings.Contains(moved.Moved[0], "patroni 4.1.5-2 pinned, 4.1.6-1 on the mirror") {
+		t.Fatalf("a moved pin: %v", err)
+	}
+	// The message says what moved and how to move the pins.
+	for _, want := range []string{"the mirror moved", "sid.packages", "make e2e STACK=sid", "4.1.6-1"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("message lacks %q: %v", want, err)
+		}
+	}
+	if err := checkPins(spec, "curl 8.23.0-1\n"); err == nil || !strings.Contains(err.Error(), "none on the mirror") {
+		t.Errorf("missing pinned packages: %v", err)
 	}
 }
 
@@ -50,6 +104,11 @@ func TestKey(t *testing.T) {
 	}
 	if a.Key("amd64") != k {
 		t.Error("the key is not stable")
+	}
+	pinned := a
+	pinned.Packages = []string{"a", "b=1.0-1"}
+	if pinned.Key("amd64") == k {
+		t.Error("a pin must change the key")
 	}
 	b := a
 	b.Packages = []string{"a", "b", "c"}
