@@ -58,7 +58,7 @@ func scriptEvery(iv string) func(int, string) string {
 // the check's below the interval, keepalived's well above the check's.
 var oneshotTimers = map[string]struct{ timeout, own string }{
 	"0.1": {"0.4", "80ms"},
-	"0.2": {"0.5", "150ms"},
+	"0.2": {"0.5", "400ms"},
 	"0.5": {"0.8", "400ms"},
 }
 

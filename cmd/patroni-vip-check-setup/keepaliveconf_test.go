@@ -156,7 +156,7 @@ func TestKeepalivedConfReadVIP(t *testing.T) {
 	}
 	// The bound in Patroni's own units; what Patroni would read as none is refused.
 	code, out, _ = runConf(t, labNode("2.3.3"), append(base, "--mode", "oneshot", "--replica-vip", "198.51.100.101/24", "--max-lag", "1048576")...)
-	if code != 0 || !strings.Contains(out, `script "/usr/bin/patroni-vip-check --interval 200ms --timeout 150ms http://198.51.100.11:8008/replica?lag=1048576"`) {
+	if code != 0 || !strings.Contains(out, `script "/usr/bin/patroni-vip-check --interval 200ms --timeout 400ms http://198.51.100.11:8008/replica?lag=1048576"`) {
 		t.Errorf("--max-lag 1048576: exit %d\n%s", code, out)
 	}
 	for _, tc := range []struct {

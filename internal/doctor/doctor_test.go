@@ -486,10 +486,10 @@ func TestTimeouts(t *testing.T) {
 	n.edit(t, "patroni-vip-check http://", "patroni-vip-check --timeout=1s http://")
 	want(t, n.run(), Failure, "keepalived's timeout (the interval, as none is set) 1s is not above the check's --timeout 1s")
 
-	// The 2.3 example's 0.5 s timeout against the check's 150ms is fine on 2.3.3...
+	// The 2.3 example's 0.5 s timeout against the check's 400ms is fine on 2.3.3...
 	n = newNode(t, "keepalived-2.3.conf", v233)
 	fs := n.run()
-	want(t, fs, OK, "keepalived's timeout 500ms is above the check's --timeout 150ms; it runs every 200ms")
+	want(t, fs, OK, "keepalived's timeout 500ms is above the check's --timeout 400ms; it runs every 200ms")
 	none(t, fs, Warning)
 	// ...and on 2.2.7 both fractions fail.
 	n = newNode(t, "keepalived-2.3.conf", v227)
@@ -502,11 +502,11 @@ func TestTimeouts(t *testing.T) {
 		}
 	}
 
-	// keepalived's timeout 0.2 s leaves the check 50 ms, less than a busy
+	// keepalived's timeout 0.45 s leaves the check 50 ms, less than a busy
 	// node takes between keepalived's fork and the check's clock.
 	n = newNode(t, "keepalived-2.3.conf", v233)
-	n.edit(t, "    timeout 0.5\n", "    timeout 0.2\n")
-	want(t, n.run(), Failure, "keepalived's timeout 200ms is not above the check's --timeout 150ms", "set timeout above 250ms")
+	n.edit(t, "    timeout 0.5\n", "    timeout 0.45\n")
+	want(t, n.run(), Failure, "keepalived's timeout 450ms is not above the check's --timeout 400ms", "set timeout above 500ms")
 
 	// The check's --interval must be keepalived's, or its warning is wrong.
 	n = newNode(t, "keepalived-2.3.conf", v233)

@@ -178,7 +178,7 @@ func TestTimeoutKillsSlowAnswers(t *testing.T) {
 		check := "--state-dir"
 		if l.f.version.FractionalTimers() {
 			oldTimeout, own, slow, fixed = "timeout 0.5\n", "700ms", 600*time.Millisecond, "timeout 0.9\n"
-			check = "--timeout 150ms --state-dir"
+			check = "--timeout 400ms --state-dir"
 		}
 		bad := l.oneshot(check, "--timeout "+own+" --state-dir")
 		l.patr.set(http.StatusOK, slow)

@@ -46,16 +46,21 @@ const RecommendedMode = Watch
 
 // Timers of the oneshot set-up from keepalived 2.3.2, which takes
 // fractional seconds: the check every FastInterval, with its own --timeout
-// FastCheckTimeout below the interval (so that a hung Patroni never makes
-// keepalived skip runs), and keepalived's timeout FastScriptTimeout only as
-// a backstop well above it. keepalived starts its timer at fork, the check
-// its deadline in main: on a loaded node 85 ms went between the two, and a
+// FastCheckTimeout, and keepalived's timeout FastScriptTimeout only as a
+// backstop above it. keepalived starts its timer at fork, the check its
+// deadline in main: on a loaded node 85 ms went between the two, and a
 // keepalived timeout of 0.2 s killed checks that were about to answer
-// (`bench oneshot-tune` measures the choices).
+// (`bench oneshot-tune` measures the choices). The check's --timeout is
+// longer than the interval: under a full CPU (pgbench and busy loops on
+// every core) Patroni's answer took longer than 150 ms, and a 150 ms check
+// took the VIP off a healthy primary for 0.4 to 8 s; 400 ms held it through
+// 120 s of such load. While Patroni hangs, keepalived 2.3.3 skips the runs
+// that would start while one goes on, and 2.3.2 overlaps them, which the
+// check's state lock allows.
 const (
 	FastInterval      = 200 * time.Millisecond
 	FastScriptTimeout = 500 * time.Millisecond
-	FastCheckTimeout  = 150 * time.Millisecond
+	FastCheckTimeout  = 400 * time.Millisecond
 )
 
 // The watch's units, as the packages install them. A host of one cluster
@@ -636,11 +641,12 @@ second. Earlier versions reject "%s" and run it every second; the check's
 milliseconds of CPU.`, seconds(FastInterval), seconds(FastInterval)))
 		w.Line("interval", seconds(FastInterval))
 		w.Blank()
-		w.Comment(fmt.Sprintf(`The check stops itself after its --timeout (%s, set above, shorter than the
-interval) and reports why. keepalived's own timeout is only a backstop, well
-above that: keepalived counts from its fork, and on a busy node the check may
-start tens of milliseconds later. (keepalived 2.3.3 does not start a run while
-the last one is going.)`, duration(FastCheckTimeout)))
+		w.Comment(fmt.Sprintf(`The check stops itself after its --timeout (%s, set above) and reports why:
+longer than the interval, so that a primary whose Patroni answers slowly under a
+full CPU keeps the VIP. keepalived's own timeout is only a backstop above it:
+keepalived counts from its fork, and on a busy node the check may start tens of
+milliseconds later. (keepalived 2.3.3 does not start a run while the last one is
+going: while Patroni hangs it skips runs, and says so.)`, duration(FastCheckTimeout)))
 		w.Line("timeout", seconds(FastScriptTimeout))
 	} else {
 		w.Comment(`Run the check every second: keepalived's default, and its shortest (whole
