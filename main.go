@@ -29,6 +29,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -44,6 +45,14 @@ const onceCatchAfter = 10 * time.Millisecond
 var version = "devel"
 
 func main() {
+	if sub, _ := cmdline.Split(os.Args[1:]); sub == "" {
+		// A single run asks one question and has nothing to do in
+		// parallel. With a second P the scheduler starts and wakes threads
+		// for nothing, and the kernel then shoots down TLBs across CPUs:
+		// one P from here saves a run about 5% of its CPU (BENCHMARKS.md,
+		// section 1). The watch keeps every P.
+		runtime.GOMAXPROCS(1)
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -105,12 +114,13 @@ func catchSignals(catchAfter time.Duration) chan os.Signal {
 	} else {
 		signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	}
-	// Notify has no cost for these (the runtime does not hand them to a
-	// thread of their own) and makes a kill(2) of them harmless; ignoring
-	// them would not, for the runtime treats them as crashes.
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGILL, syscall.SIGTRAP, syscall.SIGBUS,
-		syscall.SIGFPE, syscall.SIGSEGV, syscall.SIGSTKFLT, syscall.SIGSYS)
-	ignore := []os.Signal{syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGABRT, syscall.SIGPIPE,
+	// The signals of faults: ignoring them leaves the runtime's handler in
+	// place for a real fault (a panic or a crash), and makes one sent by
+	// kill(2) or tgkill(2) harmless (runtime.sighandler returns early for a
+	// signal from a user that os/signal ignores).
+	ignore := []os.Signal{syscall.SIGILL, syscall.SIGTRAP, syscall.SIGBUS,
+		syscall.SIGFPE, syscall.SIGSEGV, syscall.SIGSTKFLT, syscall.SIGSYS,
+		syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGABRT, syscall.SIGPIPE,
 		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGALRM, syscall.SIGVTALRM,
 		syscall.SIGXCPU, syscall.SIGXFSZ, syscall.SIGIO, syscall.SIGPWR}
 	for rt := 34; rt <= 64; rt++ { // SIGRTMIN..SIGRTMAX as the kernel numbers them
