@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -138,14 +137,10 @@ func TestWatchPGDataUnreadable(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := newCmd(t)
-	w := &watcherProc{t: t, c: c, track: filepath.Join(t.TempDir(), "eligible")}
 	// Root without the capabilities that pass over file modes.
-	w.x = exec.Command("setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--",
-		c.bin, "watch", "--interval", "20ms", "--pgdata", pgdata, "--track-file", w.track,
-		"--log", "syslog", "--log-socket", c.log.path, p.URL+"/primary")
-	if err := w.x.Start(); err != nil {
-		t.Fatal(err)
-	}
+	w := startWatchAt(t, c, filepath.Join(t.TempDir(), "eligible"),
+		[]string{"setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"}, nil,
+		"--pgdata", pgdata, p.URL+"/primary")
 	defer bound(w.x)()
 	line := c.log.waitFor(t, "data directory ")
 	if !strings.Contains(line, "permission denied") || !strings.Contains(line, "every --interval") {

@@ -190,17 +190,7 @@ func TestWatchHostileTrackPath(t *testing.T) {
 			if err := plant.plant(track); err != nil {
 				t.Fatal(err)
 			}
-			w := &watcherProc{t: t, c: c, track: track}
-			w.x = exec.Command(c.bin, "watch", "--interval", "20ms", "--track-file", track, "--log", "syslog", "--log-socket", c.log.path, p.URL+"/primary")
-			if err := w.x.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				if w.x.ProcessState == nil {
-					w.x.Process.Kill()
-					w.x.Wait()
-				}
-			})
+			w := startWatchAt(t, c, track, nil, nil, p.URL+"/primary")
 			w.await("1", 5*time.Second)
 			if code := w.signal(syscall.SIGTERM); code != 0 {
 				t.Errorf("exit %d after SIGTERM", code)
@@ -233,11 +223,7 @@ func TestWatchTrackPathDirectory(t *testing.T) {
 	if err := os.MkdirAll(track, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	w := &watcherProc{t: t, c: c, track: track}
-	w.x = exec.Command(c.bin, "watch", "--interval", "20ms", "--track-file", track, "--log", "syslog", "--log-socket", c.log.path, p.URL+"/primary")
-	if err := w.x.Start(); err != nil {
-		t.Fatal(err)
-	}
+	w := startWatchAt(t, c, track, nil, nil, p.URL+"/primary")
 	defer bound(w.x)()
 	c.log.waitFor(t, "track file "+track+": ")
 	p.waitPolls(t, 3)

@@ -27,15 +27,25 @@ type watcherProc struct {
 	track string
 }
 
+// startWatch starts a watcher of a track file in a directory of its own,
+// polling every 20 ms and logging to the test's syslog.
 func startWatch(t *testing.T, c *cmd, env []string, args ...string) *watcherProc {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "track")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	w := &watcherProc{t: t, c: c, track: filepath.Join(dir, "eligible")}
-	base := []string{"watch", "--interval", "20ms", "--track-file", w.track, "--log", "syslog", "--log-socket", c.log.path}
-	w.x = exec.Command(c.bin, append(base, args...)...)
+	return startWatchAt(t, c, filepath.Join(dir, "eligible"), nil, env, args...)
+}
+
+// startWatchAt is startWatch for the track file path, whatever is there;
+// wrap runs the watcher through another command (setpriv...).
+func startWatchAt(t *testing.T, c *cmd, track string, wrap, env []string, args ...string) *watcherProc {
+	t.Helper()
+	w := &watcherProc{t: t, c: c, track: track}
+	argv := append(append(append([]string(nil), wrap...), c.bin, "watch", "--interval", "20ms", "--track-file", track,
+		"--log", "syslog", "--log-socket", c.log.path), args...)
+	w.x = exec.Command(argv[0], argv[1:]...)
 	w.x.Env = append(os.Environ(), env...)
 	if err := w.x.Start(); err != nil {
 		t.Fatal(err)
@@ -271,11 +281,7 @@ func TestWatchTrackDirMissing(t *testing.T) {
 	defer p.Close()
 	c := newCmd(t)
 	dir := filepath.Join(t.TempDir(), "missing")
-	w := &watcherProc{t: t, c: c, track: filepath.Join(dir, "eligible")}
-	w.x = exec.Command(c.bin, "watch", "--interval", "20ms", "--track-file", w.track, "--log", "syslog", "--log-socket", c.log.path, p.URL+"/primary")
-	if err := w.x.Start(); err != nil {
-		t.Fatal(err)
-	}
+	w := startWatchAt(t, c, filepath.Join(dir, "eligible"), nil, nil, p.URL+"/primary")
 	defer bound(w.x)()
 	c.log.waitFor(t, "does not exist")
 	if err := os.Mkdir(dir, 0o755); err != nil {
