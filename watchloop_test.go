@@ -72,20 +72,28 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.signal()
 }
 
+// armed reports whether a timer is set to fire at when, and returns the
+// channel closed at the next change of a timer.
+func (c *fakeClock) armed(when time.Time) (bool, <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, tm := range c.timers {
+		if tm.active && tm.when.Equal(when) {
+			return true, nil
+		}
+	}
+	return false, c.changed
+}
+
 // waitTimer waits until a timer is set to fire at when.
 func (c *fakeClock) waitTimer(t *testing.T, when time.Time) {
 	t.Helper()
 	guard := time.After(wait)
 	for {
-		c.mu.Lock()
-		for _, tm := range c.timers {
-			if tm.active && tm.when.Equal(when) {
-				c.mu.Unlock()
-				return
-			}
+		ok, changed := c.armed(when)
+		if ok {
+			return
 		}
-		changed := c.changed
-		c.mu.Unlock()
 		select {
 		case <-changed:
 		case <-guard:
@@ -281,16 +289,10 @@ func (h *loopHarness) settleWith(r check.Result, when time.Time) {
 	h.t.Helper()
 	guard := time.After(wait)
 	for {
-		c := h.clk
-		c.mu.Lock()
-		for _, tm := range c.timers {
-			if tm.active && tm.when.Equal(when) {
-				c.mu.Unlock()
-				return
-			}
+		ok, changed := h.clk.armed(when)
+		if ok {
+			return
 		}
-		changed := c.changed
-		c.mu.Unlock()
 		select {
 		case <-changed:
 		case <-h.asked:
