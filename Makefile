@@ -54,8 +54,10 @@ unit-ci: lint
 # unit-race: the unit tests under the race detector, as root. The command's
 # own processes run race-built too, so a race in the watch or a single run
 # fails its test (exit status 66). Time bounds are not checked under it.
+# The race detector needs cgo (gcc, in APT_PACKAGES); the binaries we ship
+# never do.
 unit-race:
-	PVC_REQUIRE_RSYSLOG=1 PVC_REQUIRE_ROOT=1 $(GO) test -race -count=1 ./...
+	CGO_ENABLED=1 PVC_REQUIRE_RSYSLOG=1 PVC_REQUIRE_ROOT=1 $(GO) test -race -count=1 ./...
 
 # unit-arm64: what depends on the architecture, for the other one the
 # packages ship: the kernel's struct sigaction (libcsignals.go), run under
@@ -177,9 +179,9 @@ clean:
 # benchmarks use; debootstrap builds the Debian 13 root (nothing of Debian 13
 # is ever installed on the host). Installed only when missing; no service is
 # started by the installation (a temporary policy-rc.d forbids it when none
-# is present). qemu-user runs the arm64 tests.
+# is present). qemu-user runs the arm64 tests; gcc the race detector.
 APT_PACKAGES := patroni etcd-server etcd-client postgresql-15 keepalived iproute2 \
-	rsyslog lintian rpm rpmlint hyperfine vip-manager curl time util-linux systemd debootstrap nftables qemu-user
+	rsyslog lintian rpm rpmlint hyperfine vip-manager curl time util-linux systemd debootstrap nftables qemu-user gcc libc6-dev
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
