@@ -292,6 +292,10 @@ func (s *suite) run(t *testing.T, logDir string) {
 	run("DCS down, failsafe on", s.dcsDown(true))
 	run("cut from the DCS", s.cutFromDCS)
 	if s.mode == cluster.ModeWatch {
+		run("data directory unreadable", s.pgdataUnreadable)
+		run("replica rebuilt", s.replicaRebuilt)
+	}
+	if s.mode == cluster.ModeWatch {
 		run("kill -9 of the watcher", s.killWatcher)
 		run("watcher stopped", s.stopWatcher)
 		run("track file tampered with", s.tamperTrackFile)
@@ -356,6 +360,9 @@ func (s *suite) start(t *testing.T) {
 			}
 		}
 	}
+	if s.mode == cluster.ModeWatch {
+		s.assertPGData(t)
+	}
 	s.assertVIPOnPrimary(t, leader)
 	m := c.Timeline(time.Time{}, time.Now()).Analyze(time.Time{}, leader)
 	if m.Double > 0 || m.OnNonPrimary > 0 {
@@ -391,6 +398,12 @@ func (s *suite) start(t *testing.T) {
 // switchovers: switchovers that visit every node in turn; the VIP follows each, never on
 // two.
 func (s *suite) switchovers(t *testing.T, count int) {
+	var follows []time.Duration // the watch's, from the events
+	defer func() {
+		if !t.Failed() {
+			s.assertFollowByEvents(t, follows)
+		}
+	}()
 	for i := 0; i < count; i++ {
 		leader, err := s.c.Leader(context.Background())
 		if err != nil {
@@ -402,6 +415,9 @@ func (s *suite) switchovers(t *testing.T, count int) {
 			t.Errorf("switchover to %s ended with primary %q", next, m.New)
 		}
 		s.assertMove(t, m)
+		if e, err := s.c.Exact(m); s.mode == cluster.ModeWatch && err == nil && e.Follow() >= 0 && !e.Lost {
+			follows = append(follows, e.Follow())
+		}
 		s.restore(t)
 	}
 }
@@ -821,7 +837,9 @@ func (s *suite) states(t *testing.T, n *cluster.Node, since time.Time) []cluster
 		s.stallsSeen = append(s.stallsSeen, stalls[len(stalls)-1].Raw)
 		t.Logf("%s: the check overran its deadline (the machine stalled it; not a change of state):\n%s", n.Name, joinLines(stalls))
 	}
-	return lines
+	// The watch's lines about its files (the data directory, the track file) say
+	// nothing of the verdict: the scenarios about them read them.
+	return slices.DeleteFunc(lines, cluster.WatchFileLine)
 }
 
 func joinLines(ls []cluster.LogLine) string {
