@@ -309,13 +309,8 @@ func measureSetup(ctx context.Context, w io.Writer, c *cluster.Cluster, s setup,
 	return nil
 }
 
-// minMedMax formats "min / median / max" seconds; a run where the event
-// never happened counts as "never".
-func minMedMax(ms []cluster.Movement, f func(cluster.Movement) time.Duration) string {
-	return minMedMaxOf(ms, f, 2)
-}
-
-// minMedMaxOf is minMedMax of any record, with prec decimals.
+// minMedMaxOf formats "min / median / max" seconds of the records, with prec
+// decimals; a run where the event never happened counts as "never".
 func minMedMaxOf[T any](ms []T, f func(T) time.Duration, prec int) string {
 	var v []float64
 	never := 0
