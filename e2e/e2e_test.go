@@ -691,10 +691,28 @@ func (s *suite) assertMove(t *testing.T, m cluster.Movement) {
 		t.Errorf("%s: the VIP never left %s", m.Scenario, m.Old)
 	}
 	if d := m.FollowDelay(); d < 0 || d > followBound {
-		t.Errorf("%s: VIP on the new primary %v after Patroni had it, want ≤ %v", m.Scenario, d, followBound)
+		if d < 0 && d >= -s.c.SamplePeriod() && s.readyBeforeVIP(t, m) {
+			// Woken by PostgreSQL's files, the watch can add the VIP within the sample
+			// in which the harness still read Patroni's role as it was: the events,
+			// to the millisecond, say PostgreSQL was ready first.
+			t.Logf("%s: VIP on the new primary %v after the sampled role, after PostgreSQL was ready", m.Scenario, d)
+		} else {
+			t.Errorf("%s: VIP on the new primary %v after Patroni had it, want ≤ %v", m.Scenario, d, followBound)
+		}
 	}
 	s.assertVIPOnPrimary(t, m.New)
 	s.assertLogs(t, m)
+}
+
+// readyBeforeVIP reports whether, by the kernel's and PostgreSQL's own time stamps, the
+// VIP was added to the new primary after its PostgreSQL said it accepted connections.
+func (s *suite) readyBeforeVIP(t *testing.T, m cluster.Movement) bool {
+	e, err := s.c.Exact(m)
+	if err != nil || e.Lost {
+		t.Logf("%s: no exact record (%v, lost %v)", m.Scenario, err, e.Lost)
+		return false
+	}
+	return e.Follow() >= 0
 }
 
 // assertVIPOnPrimary: the VIP is on primary alone and a client on the switch that connects
