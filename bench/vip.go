@@ -336,6 +336,30 @@ func minMedMaxOf[T any](ms []T, f func(T) time.Duration, prec int) string {
 	return s
 }
 
+// named is a set-up of any measurement.
+type named interface{ setupName() string }
+
+func (s setup) setupName() string    { return s.name }
+func (s cpuSetup) setupName() string { return s.name }
+
+// pick keeps the set-ups whose name contains one of filter's |-separated
+// parts (names have commas in them); all of them if filter is empty.
+func pick[T named](all []T, filter string) []T {
+	if strings.TrimSpace(filter) == "" {
+		return all
+	}
+	var out []T
+	for _, s := range all {
+		for _, part := range strings.Split(filter, "|") {
+			if part = strings.TrimSpace(part); part != "" && strings.Contains(s.setupName(), part) {
+				out = append(out, s)
+				break
+			}
+		}
+	}
+	return out
+}
+
 func splitList(s string) []string {
 	var out []string
 	for _, f := range strings.Split(s, ",") {
