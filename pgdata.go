@@ -89,8 +89,11 @@ func (p *pgWatch) ensure() error {
 		go p.read(p.ino)
 	}
 	var st unix.Stat_t
-	if err := unix.Stat(p.dir, &st); err != nil {
+	if err := unix.Stat(p.dir, &st); errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("cannot watch it (%w); asking Patroni every --interval until it is there", err)
+	} else if err != nil {
+		// A parent it may not search (postgres's 0700 directory above it).
+		return fmt.Errorf("cannot watch it (%w%s); asking Patroni every --interval only", err, limitHint(err))
 	}
 	if _, err := unix.InotifyAddWatch(int(p.ino.Fd()), p.dir, pgEvents); err != nil {
 		return fmt.Errorf("cannot watch it (%w%s); asking Patroni every --interval only", err, limitHint(err))

@@ -123,18 +123,35 @@ func TestLoopWakesOnPGFiles(t *testing.T) {
 }
 
 // TestWatchPGDataUnreadable: a data directory the watcher may not read
-// (without CAP_DAC_READ_SEARCH, postgres's 0700) is said once, and the
+// (without CAP_DAC_READ_SEARCH, postgres's 0700), or may not even reach (a
+// 0700 directory of postgres above it), is said once, with why, and the
 // watch follows Patroni on --interval alone.
 func TestWatchPGDataUnreadable(t *testing.T) {
 	needRoot(t)
+	for _, closed := range []string{"the directory", "its parent"} {
+		t.Run(closed, func(t *testing.T) { watchPGDataUnreadable(t, closed == "its parent") })
+	}
+}
+
+func watchPGDataUnreadable(t *testing.T, parentClosed bool) {
 	p := newPatroni(503, "replica")
 	defer p.Close()
-	pgdata := filepath.Join(t.TempDir(), "pgdata")
+	parent := filepath.Join(t.TempDir(), "pg")
+	pgdata := filepath.Join(parent, "data")
+	if err := os.Mkdir(parent, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Mkdir(pgdata, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chown(pgdata, 65534, 65534); err != nil {
-		t.Fatal(err)
+	closed := []string{pgdata}
+	if parentClosed {
+		closed = append(closed, parent)
+	}
+	for _, d := range closed {
+		if err := os.Chown(d, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
 	}
 	c := newCmd(t)
 	// Root without the capabilities that pass over file modes.
@@ -143,7 +160,7 @@ func TestWatchPGDataUnreadable(t *testing.T) {
 		"--pgdata", pgdata, p.URL+"/primary")
 	defer bound(w.x)()
 	line := c.log.waitFor(t, "data directory ")
-	if !strings.Contains(line, "permission denied") || !strings.Contains(line, "every --interval") {
+	if !strings.Contains(line, "permission denied: the unit needs CAP_DAC_READ_SEARCH") || !strings.Contains(line, "every --interval only") {
 		t.Errorf("line %q, want why the data directory cannot be watched", line)
 	}
 	w.await("0", 5*time.Second)

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/patroni-vip-check/patroni-vip-check/e2e/cluster"
@@ -17,27 +20,38 @@ type cpuSetup struct {
 	opts cluster.Options
 }
 
+// curlOnce is the row every other is compared with: what users run today.
+const curlOnce = "curl, every 1 s"
+
 // cpuSetups are the set-ups `bench cpu` compares on stack: curl and the one-shot check
-// once a second, the watch at intervals from 50 ms to 1 s, and, on a keepalived that
-// takes fractions of a second, the one-shot check and curl every 0.2 and 0.1 s.
-func cpuSetups(bin string, stack *cluster.Stack) []cpuSetup {
+// once a second; the watch as shipped (keepalived-watch.conf, --pgdata, its default
+// interval), on polls alone every 200 ms (no --pgdata), and with --pgdata at each
+// candidate interval with 20 ms and 10 ms adverts (in a steady state --pgdata costs
+// nothing: nothing changes in the data directory); and, on a keepalived that takes
+// fractions of a second, the one-shot check every 0.2 s (keepalived-2.3.conf).
+func cpuSetups(bin, repo string, stack *cluster.Stack) ([]cpuSetup, error) {
 	s := []cpuSetup{
-		{"curl, every 1 s", cluster.Options{Mode: cluster.ModeCurl}},
+		{curlOnce, cluster.Options{Mode: cluster.ModeCurl}},
 		{"patroni-vip-check, every 1 s (keepalived.conf)", cluster.Options{Mode: cluster.ModeCheck, CheckBinary: bin, KeepalivedFor: "2.2.7"}},
+		{"patroni-vip-check watch --pgdata (keepalived-watch.conf)", cluster.Options{Mode: cluster.ModeWatch, CheckBinary: bin}},
+		{"patroni-vip-check watch on polls alone, every 200 ms", cluster.Options{Mode: cluster.ModeWatch, CheckBinary: bin,
+			WatchPollsAlone: true, WatchArgs: []string{"--interval", "200ms"}}},
 	}
-	for _, iv := range []string{"50ms", "100ms", "200ms", "500ms", "1s"} {
-		s = append(s, cpuSetup{"patroni-vip-check watch --interval " + iv,
-			cluster.Options{Mode: cluster.ModeWatch, CheckBinary: bin, WatchArgs: []string{"--interval", iv}}})
-	}
-	if stack.FractionalIntervals {
-		for _, iv := range []string{"0.2", "0.1"} {
-			s = append(s,
-				cpuSetup{"patroni-vip-check, every " + iv + " s", cluster.Options{Mode: cluster.ModeCheck, CheckBinary: bin,
-					KeepalivedFor: "2.2.7", EditKeepalived: scriptEvery(iv)}},
-				cpuSetup{"curl, every " + iv + " s", cluster.Options{Mode: cluster.ModeCurl, EditKeepalived: scriptEvery(iv)}})
+	for _, adv := range []string{"0.02", "0.01"} {
+		for _, iv := range []string{"500ms", "1s", "2s"} {
+			s = append(s, cpuSetup{"watch --pgdata --interval " + iv + ", advert_int " + adv,
+				cluster.Options{Mode: cluster.ModeWatch, CheckBinary: bin, WatchArgs: []string{"--interval", iv}, EditKeepalived: vrrp3(adv)}})
 		}
 	}
-	return s
+	if stack.FractionalIntervals {
+		conf, err := os.ReadFile(filepath.Join(repo, "packaging", "keepalived-2.3.conf"))
+		if err != nil {
+			return nil, err
+		}
+		s = append(s, cpuSetup{"patroni-vip-check, every 0.2 s (keepalived-2.3.conf)",
+			cluster.Options{Mode: cluster.ModeCheck, CheckBinary: bin, KeepalivedConf: string(conf)}})
+	}
+	return s, nil
 }
 
 var (
@@ -80,20 +94,39 @@ func scriptTimers(iv, timeout, own string) func(int, string) string {
 // runCPU measures, for each set-up on a cluster of its own, the processor time the
 // primary and a replica use per second in a steady state, by kind: the check (the
 // watcher, or keepalived with the checks it runs), Patroni, PostgreSQL.
-func runCPU(ctx context.Context, w io.Writer, stack *cluster.Stack, setups []cpuSetup, window time.Duration, logf func(string, ...any)) error {
+func runCPU(ctx context.Context, w io.Writer, stack *cluster.Stack, setups []cpuSetup, window time.Duration, maxLoad float64, logf func(string, ...any)) error {
 	fmt.Fprintf(w, "Node CPU on %s (Patroni %d), milliseconds of CPU per second, over %v of steady state "+
 		"after 10 s of settling, the harness's own sampling of PostgreSQL off. keepalived counts the checks "+
-		"(or curl) it runs and its adverts; watcher is patroni-vip-check watch itself.\n\n", stack.Name, stack.PatroniMajor, window)
-	fmt.Fprintf(w, "| set-up | node | total | keepalived | watcher | Patroni | PostgreSQL |\n|---|---|---:|---:|---:|---:|---:|\n")
+		"(or curl) it runs and its adverts; watcher is patroni-vip-check watch itself; × curl is the total against "+
+		"%q on the same kind of node in this table. Load: the 1-minute load average when the set-up began, and the highest "+
+		"seen while it ran.\n\n", stack.Name, stack.PatroniMajor, window, curlOnce)
+	fmt.Fprintf(w, "| set-up | node | total | × curl | keepalived | watcher | Patroni | PostgreSQL | load |\n|---|---|---:|---:|---:|---:|---:|---:|---|\n")
+	curl := map[string]float64{}
 	for _, s := range setups {
 		opts := s.opts
 		opts.Stack, opts.Logf = stack, logf
 		opts.PollInterval = time.Hour // no sampling: its queries would cost PostgreSQL time
+		load, err := quiet(ctx, maxLoad, s.name)
+		if err != nil {
+			return err
+		}
 		c, err := cluster.Start(ctx, opts)
 		if err != nil {
+			load.end()
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
-		err = measureCPU(ctx, w, c, s.name, window)
+		rows, err := measureCPU(ctx, c, window)
+		l := load.end()
+		for _, r := range rows {
+			if s.name == curlOnce {
+				curl[r.role] = r.total
+			}
+			ratio := "–"
+			if curl[r.role] > 0 {
+				ratio = fmt.Sprintf("%.2f", r.total/curl[r.role])
+			}
+			fmt.Fprintf(w, "| %s | %s | %.2f | %s | %s | %s |\n", s.name, r.role, r.total, ratio, r.cells, l)
+		}
 		if cerr := c.Close(); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
@@ -104,10 +137,17 @@ func runCPU(ctx context.Context, w io.Writer, stack *cluster.Stack, setups []cpu
 	return nil
 }
 
-func measureCPU(ctx context.Context, w io.Writer, c *cluster.Cluster, name string, window time.Duration) error {
+// cpuRow is one node's CPU in a set-up: its total and the cells by kind.
+type cpuRow struct {
+	role  string
+	total float64 // ms/s
+	cells string
+}
+
+func measureCPU(ctx context.Context, c *cluster.Cluster, window time.Duration) ([]cpuRow, error) {
 	leader, err := c.Leader(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	nodes := []*cluster.Node{c.Node(leader)}
 	for _, n := range c.Nodes() {
@@ -119,23 +159,24 @@ func measureCPU(ctx context.Context, w io.Writer, c *cluster.Cluster, name strin
 	select {
 	case <-time.After(10 * time.Second): // past start-up and the first adverts
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 	before := make([]cluster.CPU, len(nodes))
 	for i, n := range nodes {
 		if before[i], err = n.CPU(); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	select {
 	case <-time.After(window):
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
+	var rows []cpuRow
 	for i, n := range nodes {
 		after, err := n.CPU()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		by, total := after.Since(before[i])
 		role := "replica"
@@ -143,8 +184,8 @@ func measureCPU(ctx context.Context, w io.Writer, c *cluster.Cluster, name strin
 			role = "primary"
 		}
 		ms := func(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", name, role, ms(total),
-			ms(by[cluster.CPUKeepalived]), ms(by[cluster.CPUWatcher]), ms(by[cluster.CPUPatroni]), ms(by[cluster.CPUPostgres]))
+		rows = append(rows, cpuRow{role: role, total: float64(total) / float64(time.Millisecond),
+			cells: strings.Join([]string{ms(by[cluster.CPUKeepalived]), ms(by[cluster.CPUWatcher]), ms(by[cluster.CPUPatroni]), ms(by[cluster.CPUPostgres])}, " | ")})
 	}
-	return nil
+	return rows, nil
 }

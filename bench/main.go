@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -34,7 +35,9 @@ func main() {
 	verbose := flag.Bool("v", false, "vip: show cluster progress and each run's timeline")
 	stackNames := flag.String("stack", "debian12", "vip, cpu: the software stacks the clusters run, comma-separated ("+strings.Join(cluster.StackNames, ", ")+")")
 	before := flag.String("before", "", "cost: also measure this build of the check (an earlier release), in the same rounds")
-	cpuWindow := flag.Duration("cpu-window", 20*time.Second, "cpu: how long each set-up is measured")
+	cpuWindow := flag.Duration("cpu-window", 60*time.Second, "cpu: how long each set-up is measured")
+	only := flag.String("setups", "", "vip, vip-tune, oneshot-tune, watch-tune, cpu: only the set-ups whose name contains one of these, separated by | (default all)")
+	maxLoad := flag.Float64("max-load", 1.5, "vip, cpu: before each set-up, wait until the 1-minute load average is below this (0: do not wait)")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: bench [flags] cost|deadline|vip|vip-tune|oneshot-tune|watch-tune|cpu ...\n")
 		flag.PrintDefaults()
@@ -122,11 +125,11 @@ func main() {
 				if err != nil {
 					return err
 				}
-				return runVIP(ctx, w, s, setups, splitList(*trig), *vipReps, *outageReps, logf)
+				return runVIP(ctx, w, s, pick(setups, *only), splitList(*trig), *vipReps, *outageReps, *maxLoad, logf)
 			})
 		case "vip-tune":
 			err = perStack("VIP movement with other keepalived timings", func(s *cluster.Stack) error {
-				return runVIP(ctx, w, s, tuningSetups(*bin), splitList(*trig), *vipReps, *outageReps, logf)
+				return runVIP(ctx, w, s, pick(tuningSetups(*bin), *only), splitList(*trig), *vipReps, *outageReps, *maxLoad, logf)
 			})
 		case "oneshot-tune":
 			err = perStack("VIP movement with other vrrp_script timings", func(s *cluster.Stack) error {
@@ -134,15 +137,20 @@ func main() {
 					fmt.Fprintf(w, "keepalived on %s takes whole seconds only: nothing to tune.\n", s.Name)
 					return nil
 				}
-				return runVIP(ctx, w, s, oneshotTuningSetups(*bin), splitList(*trig), *vipReps, *outageReps, logf)
+				return runVIP(ctx, w, s, pick(oneshotTuningSetups(*bin), *only), splitList(*trig), *vipReps, *outageReps, *maxLoad, logf)
 			})
 		case "watch-tune":
 			err = perStack("VIP movement with other watch intervals and adverts", func(s *cluster.Stack) error {
-				return runVIP(ctx, w, s, watchTuningSetups(*bin), splitList(*trig), *vipReps, *outageReps, logf)
+				names := slices.DeleteFunc(splitList(*trig), func(n string) bool { return !slices.Contains(watchTuneTriggers, n) })
+				return runVIP(ctx, w, s, pick(watchTuningSetups(*bin), *only), names, *vipReps, *outageReps, *maxLoad, logf)
 			})
 		case "cpu":
 			err = perStack("What gating the VIP costs the node", func(s *cluster.Stack) error {
-				return runCPU(ctx, w, s, cpuSetups(*bin, s), *cpuWindow, logf)
+				setups, err := cpuSetups(*bin, repo, s)
+				if err != nil {
+					return err
+				}
+				return runCPU(ctx, w, s, pick(setups, *only), *cpuWindow, *maxLoad, logf)
 			})
 		default:
 			err = fmt.Errorf("unknown measurement %q", what)

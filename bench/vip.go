@@ -44,8 +44,10 @@ func standardSetups(bin, repo string, stack *cluster.Stack) ([]setup, error) {
 		s = append(s, setup{"keepalived + patroni-vip-check every 0.2 s (keepalived-2.3.conf)",
 			cluster.Options{Mode: cluster.ModeCheck, CheckBinary: bin, KeepalivedConf: string(conf)}})
 	}
-	s = append(s, setup{"patroni-vip-check watch + track_file (keepalived-watch.conf)",
-		cluster.Options{Mode: cluster.ModeWatch, CheckBinary: bin}})
+	s = append(s, setup{"patroni-vip-check watch --pgdata + track_file (keepalived-watch.conf)",
+		cluster.Options{Mode: cluster.ModeWatch, CheckBinary: bin}},
+		setup{"patroni-vip-check watch on polls alone, every 200 ms (no --pgdata)",
+			cluster.Options{Mode: cluster.ModeWatch, CheckBinary: bin, WatchPollsAlone: true, WatchArgs: []string{"--interval", "200ms"}}})
 	if stack.VIPManager != "" {
 		s = append(s, setup{"vip-manager (" + stack.Name + ", 1.0.2)", cluster.Options{Mode: cluster.ModeVIPManager}})
 	}
@@ -71,14 +73,24 @@ func tuningSetups(bin string) []setup {
 	return s
 }
 
-// watchTuningSetups are the watch set-up with other poll intervals and adverts.
+// watchTuneTriggers are what the watch's timers change: the watcher's own failures and
+// the outages are measured on the shipped set-up (bench vip).
+var watchTuneTriggers = []string{"switchover", "graceful stop", "kill -9", "REST API hung 3 s"}
+
+// watchTuningSetups are the watch with --pgdata at other poll intervals, poll deadlines
+// and adverts. What each trigger depends on: a promotion or a stop wakes the watch
+// through PostgreSQL's files, so (c)−(a) depends on the adverts alone; a kill -9
+// changes no file, so (b) waits for the next poll (--interval); a hung Patroni changes
+// none either, and is seen at the next poll's deadline (--interval + --timeout).
 func watchTuningSetups(bin string) []setup {
 	var s []setup
-	for _, adv := range []string{"0.05", "0.02"} {
-		for _, iv := range []string{"50ms", "100ms", "200ms"} {
-			s = append(s, setup{"watch --interval " + iv + ", advert_int " + adv,
-				cluster.Options{Mode: cluster.ModeWatch, CheckBinary: bin, WatchArgs: []string{"--interval", iv}, EditKeepalived: vrrp3(adv)}})
-		}
+	for _, t := range []struct{ iv, timeout, adv string }{
+		{"1s", "400ms", "0.02"}, {"1s", "400ms", "0.01"},
+		{"500ms", "800ms", "0.01"}, {"2s", "400ms", "0.01"},
+	} {
+		s = append(s, setup{fmt.Sprintf("watch --pgdata --interval %s --timeout %s, advert_int %s", t.iv, t.timeout, t.adv),
+			cluster.Options{Mode: cluster.ModeWatch, CheckBinary: bin, WatchArgs: []string{"--interval", t.iv, "--timeout", t.timeout},
+				EditKeepalived: vrrp3(t.adv)}})
 	}
 	return s
 }
@@ -169,24 +181,33 @@ func watcherTrigger(name string) bool {
 // the trigger until Patroni has a new primary, the VIP left the old node,
 // and the VIP is on the new primary, and any time with the VIP on two
 // nodes or on a node that is not the primary.
-func runVIP(ctx context.Context, w io.Writer, stack *cluster.Stack, setups []setup, names []string, reps, outageReps int, logf func(string, ...any)) error {
+func runVIP(ctx context.Context, w io.Writer, stack *cluster.Stack, setups []setup, names []string, reps, outageReps int, maxLoad float64, logf func(string, ...any)) error {
 	ttl := stack.DefaultTTL() // cluster.Start's
 	fmt.Fprintf(w, "VIP movement on %s (Patroni %d, keepalived %s), seconds from the trigger, min / median / max of %d runs each "+
-		"(%d for the outages). Patroni ttl %d s, loop_wait 1 s, retry_timeout 4 s; 3 nodes in network namespaces, sampled every %v; "+
-		"each PostgreSQL asked every %v, on a fresh connection, to commit a transaction ID.\n\n",
+		"(%d for the outages). Patroni ttl %d s, loop_wait 1 s, retry_timeout 4 s; 3 nodes in network namespaces. "+
+		"(a) the new primary's PostgreSQL logged \"ready to accept connections\" (its own time stamp, to the millisecond); "+
+		"(b) and (c) the VIP removed from the old primary and added to the new one to stay, and the time with the VIP on no node or on two, "+
+		"from the kernel's address notifications in each node; the time on a non-primary from samples every %v, and on a node not accepting "+
+		"writes from each PostgreSQL asked every %v, on a fresh connection, to commit a transaction ID. "+
+		"Load: the 1-minute load average when the set-up began, and the highest seen while it ran.\n\n",
 		stack.Name, stack.PatroniMajor, stack.KeepalivedVersion, reps, outageReps, ttl, samplePeriod, cluster.WriteProbeEvery)
-	fmt.Fprintf(w, "| set-up | trigger | (a) new primary | (b) VIP left old | (c) VIP on new | (c)−(a) | VIP nowhere | on two nodes | "+
-		"on a non-primary | on a node not accepting writes | unsettled | client errors |\n")
-	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| set-up | trigger | (a) PostgreSQL ready | (b) VIP left old | (c) VIP on new | (c)−(a) | VIP nowhere | on two nodes | "+
+		"on a non-primary | on a node not accepting writes | unsettled | client errors | load |\n")
+	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range setups {
 		opts := s.opts
 		opts.Stack, opts.Logf = stack, logf
 		opts.PollInterval = samplePeriod
+		load, err := quiet(ctx, maxLoad, s.name)
+		if err != nil {
+			return err
+		}
 		c, err := cluster.Start(ctx, opts)
 		if err != nil {
+			load.end()
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
-		err = measureSetup(ctx, w, c, s, names, reps, outageReps, logf)
+		err = measureSetup(ctx, w, c, s, names, reps, outageReps, load, logf)
 		if cerr := c.Close(); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
@@ -197,7 +218,15 @@ func runVIP(ctx context.Context, w io.Writer, stack *cluster.Stack, setups []set
 	return nil
 }
 
-func measureSetup(ctx context.Context, w io.Writer, c *cluster.Cluster, s setup, names []string, reps, outageReps int, logf func(string, ...any)) error {
+func measureSetup(ctx context.Context, w io.Writer, c *cluster.Cluster, s setup, names []string, reps, outageReps int, load *loadRecord, logf func(string, ...any)) error {
+	var rows []string
+	defer func() {
+		// The load is known once the set-up is over: its rows wait for it.
+		l := load.end()
+		for _, r := range rows {
+			fmt.Fprintf(w, "%s %s |\n", r, l)
+		}
+	}()
 	for _, name := range names {
 		tr, ok := triggers[name]
 		if !ok {
@@ -211,6 +240,7 @@ func measureSetup(ctx context.Context, w io.Writer, c *cluster.Cluster, s setup,
 			n = outageReps
 		}
 		var ms []cluster.Movement
+		var ex []cluster.Exact
 		unsettled, clientErrors, loads := 0, 0, 0
 		for i := 0; i < n; i++ {
 			if _, err := c.Restore(ctx, 3*time.Minute); err != nil {
@@ -236,12 +266,20 @@ func measureSetup(ctx context.Context, w io.Writer, c *cluster.Cluster, s setup,
 					logf("%s, %s #%d: %v", s.name, name, i+1, err)
 				}
 			}
-			ms = append(ms, m)
+			e, err := c.Exact(m)
+			if err != nil {
+				return fmt.Errorf("%s #%d: %w", name, i+1, err)
+			}
+			if e.Lost {
+				unsettled++ // the kernel dropped notifications: the run says nothing sure
+			}
+			ms, ex = append(ms, m), append(ex, e)
 			if logf != nil {
-				logf("%s, %s #%d:\n%s", s.name, name, i+1, cluster.FormatMovements([]cluster.Movement{m}))
+				logf("%s, %s #%d: (a) %v (b) %v (c) %v (c)−(a) %v, no VIP %v, double %v\n%s", s.name, name, i+1,
+					e.Ready, e.Gone, e.VIPOn, e.Follow(), e.NoVIP, e.Double, cluster.FormatMovements([]cluster.Movement{m}))
 			}
 		}
-		stat := func(f func(cluster.Movement) time.Duration) string { return minMedMax(ms, f) }
+		exact := func(f func(cluster.Exact) time.Duration, prec int) string { return minMedMaxOf(ex, f, prec) }
 		total := func(f func(cluster.Movement) time.Duration) string {
 			var sum time.Duration
 			for _, m := range ms {
@@ -253,23 +291,27 @@ func measureSetup(ctx context.Context, w io.Writer, c *cluster.Cluster, s setup,
 		if loads > 0 {
 			clients = fmt.Sprint(clientErrors)
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %s |\n", s.name, name,
-			stat(func(m cluster.Movement) time.Duration { return m.ToPrimary }),
-			stat(func(m cluster.Movement) time.Duration { return m.ToVIPGone }),
-			stat(func(m cluster.Movement) time.Duration { return m.ToVIPOnNew }),
-			stat(cluster.Movement.FollowDelay),
-			stat(func(m cluster.Movement) time.Duration { return m.NoVIP }),
-			total(func(m cluster.Movement) time.Duration { return m.Double }),
+		double := 0.0
+		for _, e := range ex {
+			double += e.Double.Seconds()
+		}
+		rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %.3f | %s | %s | %d | %s |", s.name, name,
+			exact(func(e cluster.Exact) time.Duration { return e.Ready }, 2),
+			exact(func(e cluster.Exact) time.Duration { return e.Gone }, 2),
+			exact(func(e cluster.Exact) time.Duration { return e.VIPOn }, 2),
+			exact(cluster.Exact.Follow, 3),
+			exact(func(e cluster.Exact) time.Duration { return e.NoVIP }, 2),
+			double,
 			total(func(m cluster.Movement) time.Duration { return m.OnNonPrimary }),
 			total(func(m cluster.Movement) time.Duration { return m.Unwritable }),
-			unsettled, clients)
+			unsettled, clients))
 	}
 	return nil
 }
 
-// minMedMax formats "min / median / max" seconds; a run where the event
-// never happened counts as "never".
-func minMedMax(ms []cluster.Movement, f func(cluster.Movement) time.Duration) string {
+// minMedMaxOf formats "min / median / max" seconds of the records, with prec
+// decimals; a run where the event never happened counts as "never".
+func minMedMaxOf[T any](ms []T, f func(T) time.Duration, prec int) string {
 	var v []float64
 	never := 0
 	for _, m := range ms {
@@ -287,11 +329,35 @@ func minMedMax(ms []cluster.Movement, f func(cluster.Movement) time.Duration) st
 	if len(v)%2 == 0 {
 		med = (v[len(v)/2-1] + v[len(v)/2]) / 2
 	}
-	s := fmt.Sprintf("%.2f / %.2f / %.2f", v[0], med, v[len(v)-1])
+	s := fmt.Sprintf("%.*f / %.*f / %.*f", prec, v[0], prec, med, prec, v[len(v)-1])
 	if never > 0 {
 		s += fmt.Sprintf(" (never ×%d)", never)
 	}
 	return s
+}
+
+// named is a set-up of any measurement.
+type named interface{ setupName() string }
+
+func (s setup) setupName() string    { return s.name }
+func (s cpuSetup) setupName() string { return s.name }
+
+// pick keeps the set-ups whose name contains one of filter's |-separated
+// parts (names have commas in them); all of them if filter is empty.
+func pick[T named](all []T, filter string) []T {
+	if strings.TrimSpace(filter) == "" {
+		return all
+	}
+	var out []T
+	for _, s := range all {
+		for _, part := range strings.Split(filter, "|") {
+			if part = strings.TrimSpace(part); part != "" && strings.Contains(s.setupName(), part) {
+				out = append(out, s)
+				break
+			}
+		}
+	}
+	return out
 }
 
 func splitList(s string) []string {

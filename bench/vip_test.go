@@ -75,3 +75,22 @@ func TestTriggerNames(t *testing.T) {
 		}
 	}
 }
+
+func TestPick(t *testing.T) {
+	all := []setup{{name: "watch --pgdata --interval 1s, advert_int 0.02"}, {name: "watch --pgdata --interval 1s, advert_int 0.01"}, {name: "curl, every 1 s"}}
+	names := func(ss []setup) (n []string) {
+		for _, s := range ss {
+			n = append(n, s.name)
+		}
+		return n
+	}
+	if got := names(pick(all, "")); len(got) != 3 {
+		t.Errorf("no filter: %q", got)
+	}
+	if got := names(pick(all, "advert_int 0.01 | curl")); len(got) != 2 || got[0] != all[1].name || got[1] != all[2].name {
+		t.Errorf("two parts: %q", got)
+	}
+	if got := pick(all, "nothing"); len(got) != 0 {
+		t.Errorf("no match: %v", got)
+	}
+}

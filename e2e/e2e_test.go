@@ -292,6 +292,10 @@ func (s *suite) run(t *testing.T, logDir string) {
 	run("DCS down, failsafe on", s.dcsDown(true))
 	run("cut from the DCS", s.cutFromDCS)
 	if s.mode == cluster.ModeWatch {
+		run("data directory unreadable", s.pgdataUnreadable)
+		run("replica rebuilt", s.replicaRebuilt)
+	}
+	if s.mode == cluster.ModeWatch {
 		run("kill -9 of the watcher", s.killWatcher)
 		run("watcher stopped", s.stopWatcher)
 		run("track file tampered with", s.tamperTrackFile)
@@ -356,6 +360,9 @@ func (s *suite) start(t *testing.T) {
 			}
 		}
 	}
+	if s.mode == cluster.ModeWatch {
+		s.assertPGData(t)
+	}
 	s.assertVIPOnPrimary(t, leader)
 	m := c.Timeline(time.Time{}, time.Now()).Analyze(time.Time{}, leader)
 	if m.Double > 0 || m.OnNonPrimary > 0 {
@@ -391,6 +398,12 @@ func (s *suite) start(t *testing.T) {
 // switchovers: switchovers that visit every node in turn; the VIP follows each, never on
 // two.
 func (s *suite) switchovers(t *testing.T, count int) {
+	var follows []time.Duration // the watch's, from the events
+	defer func() {
+		if !t.Failed() {
+			s.assertFollowByEvents(t, follows)
+		}
+	}()
 	for i := 0; i < count; i++ {
 		leader, err := s.c.Leader(context.Background())
 		if err != nil {
@@ -402,6 +415,9 @@ func (s *suite) switchovers(t *testing.T, count int) {
 			t.Errorf("switchover to %s ended with primary %q", next, m.New)
 		}
 		s.assertMove(t, m)
+		if e, err := s.c.Exact(m); s.mode == cluster.ModeWatch && err == nil && e.Follow() >= 0 && !e.Lost {
+			follows = append(follows, e.Follow())
+		}
 		s.restore(t)
 	}
 }
@@ -675,10 +691,28 @@ func (s *suite) assertMove(t *testing.T, m cluster.Movement) {
 		t.Errorf("%s: the VIP never left %s", m.Scenario, m.Old)
 	}
 	if d := m.FollowDelay(); d < 0 || d > followBound {
-		t.Errorf("%s: VIP on the new primary %v after Patroni had it, want ≤ %v", m.Scenario, d, followBound)
+		if d < 0 && d >= -s.c.SamplePeriod() && s.readyBeforeVIP(t, m) {
+			// Woken by PostgreSQL's files, the watch can add the VIP within the sample
+			// in which the harness still read Patroni's role as it was: the events,
+			// to the millisecond, say PostgreSQL was ready first.
+			t.Logf("%s: VIP on the new primary %v after the sampled role, after PostgreSQL was ready", m.Scenario, d)
+		} else {
+			t.Errorf("%s: VIP on the new primary %v after Patroni had it, want ≤ %v", m.Scenario, d, followBound)
+		}
 	}
 	s.assertVIPOnPrimary(t, m.New)
 	s.assertLogs(t, m)
+}
+
+// readyBeforeVIP reports whether, by the kernel's and PostgreSQL's own time stamps, the
+// VIP was added to the new primary after its PostgreSQL said it accepted connections.
+func (s *suite) readyBeforeVIP(t *testing.T, m cluster.Movement) bool {
+	e, err := s.c.Exact(m)
+	if err != nil || e.Lost {
+		t.Logf("%s: no exact record (%v, lost %v)", m.Scenario, err, e.Lost)
+		return false
+	}
+	return e.Follow() >= 0
 }
 
 // assertVIPOnPrimary: the VIP is on primary alone and a client on the switch that connects
@@ -821,7 +855,9 @@ func (s *suite) states(t *testing.T, n *cluster.Node, since time.Time) []cluster
 		s.stallsSeen = append(s.stallsSeen, stalls[len(stalls)-1].Raw)
 		t.Logf("%s: the check overran its deadline (the machine stalled it; not a change of state):\n%s", n.Name, joinLines(stalls))
 	}
-	return lines
+	// The watch's lines about its files (the data directory, the track file) say
+	// nothing of the verdict: the scenarios about them read them.
+	return slices.DeleteFunc(lines, cluster.WatchFileLine)
 }
 
 func joinLines(ls []cluster.LogLine) string {

@@ -30,8 +30,14 @@ const probePeriod = 100 * time.Millisecond
 // cores run six clusters. 1.9 s for the watch (200 ms polls, 800 ms deadline), 3.5 s for
 // the one-shot check every second, 1.25 s every 0.2 s (keepalived-2.3.conf, 150 ms).
 func (s *suite) unwritableBound(t *testing.T) time.Duration {
-	period, deadline := 200*time.Millisecond, 800*time.Millisecond // the watch's defaults, which the shipped unit keeps
-	if s.mode == cluster.ModeCheck {
+	period, deadline := 200*time.Millisecond, 800*time.Millisecond
+	switch s.mode {
+	case cluster.ModeWatch:
+		// The watch's timers as node 1's watcher runs them (the shipped defaults): a kill
+		// -9 changes none of PostgreSQL's files, so the polls, not the events, bound it.
+		cfg := watchConfig(t, s.c.Node("n1"))
+		period, deadline = cfg.Interval, cfg.Timeout
+	case cluster.ModeCheck:
 		conf := s.c.KeepalivedConf(1)
 		period, deadline = scriptInterval(t, conf), checkTimeout(t, conf)
 	}

@@ -41,6 +41,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -110,9 +111,17 @@ type Options struct {
 
 	// UnitFile is the service ModeWatch runs on each node; default
 	// packaging/patroni-vip-check.service. WatchArgs go into its environment file's
-	// PATRONI_VIP_CHECK_ARGS before the node's URL (benchmarks try other intervals).
+	// PATRONI_VIP_CHECK_ARGS before the node's own (benchmarks try other intervals).
+	// The node's own: on nodes 2 and 3 what the generator's configuration says they
+	// are (its PATRONI_VIP_CHECK_ARGS comment: --pgdata and the URL), on node 1, which
+	// runs the example, --pgdata with its data directory and its URL.
 	UnitFile  string
 	WatchArgs []string
+
+	// WatchPollsAlone (ModeWatch) runs the watchers without --pgdata, on --interval
+	// alone: node 1's is not given it, and it is taken out of the generator's arguments
+	// for nodes 2 and 3. Benchmarks compare.
+	WatchPollsAlone bool
 
 	// KeepalivedFor is the keepalived version node 1's configuration is written for,
 	// which the generator is told for nodes 2 and 3 ("2.2.7"); default: the stack's own.
@@ -161,7 +170,8 @@ type Cluster struct {
 	http     *http.Client // dials from the switch namespace
 	swLinks  *netlinkSock
 	poll     *poller
-	keepConf []string // per node keepalived.conf, 0-based
+	addrs    *addrWatch // the VIP's additions and removals, see events.go
+	keepConf []string   // per node keepalived.conf, 0-based
 
 	// BringUp holds how long each phase of Start took.
 	BringUp []Phase
@@ -194,6 +204,7 @@ type Node struct {
 	patroni *proc
 	agent   *proc    // keepalived or vip-manager
 	service *Service // patroni-vip-check.service, in ModeWatch
+	genArgs []string // the generator's PATRONI_VIP_CHECK_ARGS for this node (nodes 2, 3)
 	paused  bool
 	cut     bool
 	dcsCut  bool // see CutFromDCS
@@ -332,6 +343,9 @@ func (c *Cluster) start(ctx context.Context) error {
 
 	t := time.Now()
 	if err := c.startNetwork(ctx); err != nil {
+		return err
+	}
+	if c.addrs, err = c.watchAddrs(); err != nil {
 		return err
 	}
 	c.phase("network", t)
@@ -495,6 +509,7 @@ func (c *Cluster) WaitHealthy(ctx context.Context, timeout time.Duration) (*Node
 			// primary's eligible state, or a replica's "not …".
 			for _, n := range c.nodes {
 				lines, _ := WithoutStalls(n.CheckLog(time.Time{}))
+				lines = slices.DeleteFunc(lines, WatchFileLine)
 				if len(lines) == 0 {
 					return false, n.Name + ": no check line yet", nil
 				}
@@ -622,6 +637,7 @@ func (c *Cluster) Close() error {
 	if c.poll != nil {
 		c.poll.stop()
 	}
+	c.addrs.stop()
 	// Services first, as systemd stops them: their supervisors would restart what the
 	// namespaces' SIGKILL ends.
 	for _, n := range c.nodes {

@@ -111,6 +111,26 @@ func TestCheckState(t *testing.T) {
 	}
 }
 
+// The watch's lines about its files are told from its verdicts.
+func TestWatchFileLine(t *testing.T) {
+	for msg, want := range map[string]bool{
+		"data directory /tmp/x/n1/pg/data: cannot watch it (no such file or directory); asking Patroni every --interval until it is there": true,
+		"data directory /tmp/x/n1/pg/data: fine again":                                              true,
+		"still track file /run/keepalived-patroni-vip-check/eligible: cannot write it (since …)":    true,
+		"track directory /run/keepalived-patroni-vip-check: it was removed and made again …":        true,
+		"primary: 200 from http://x/primary (role=master, timeline=2)":                              false,
+		"not primary: 503 from http://x/primary (role=replica); was primary for 6s":                 false,
+		"still not primary since 2026-11-25T16:41:11Z (1h0m0s, 3599 checks not logged): 503 from …": false,
+	} {
+		if got := WatchFileLine(LogLine{Tag: CheckTag, Message: msg}); got != want {
+			t.Errorf("%q: %v, want %v", msg, got, want)
+		}
+	}
+	if WatchFileLine(LogLine{Tag: "Keepalived_vrrp", Message: "track file /x: y"}) {
+		t.Error("keepalived's line taken for the watch's")
+	}
+}
+
 func TestStallReport(t *testing.T) {
 	for _, c := range []struct {
 		l     LogLine

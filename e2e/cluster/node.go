@@ -9,11 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/patroni-vip-check/patroni-vip-check/internal/unitfile"
 )
 
 // CheckTag is the syslog tag of patroni-vip-check's lines.
@@ -341,6 +344,11 @@ func (c *Cluster) startAgents(ctx context.Context) error {
 				return fmt.Errorf("%s: the generator's keepalived.conf differs from the example's for this node:\n%s", n.Name, firstDiff(b, a))
 			}
 			conf = generated
+			if c.opts.Mode == ModeWatch {
+				if n.genArgs, err = GeneratedWatchArgs(generated); err != nil {
+					return fmt.Errorf("%s: %w", n.Name, err)
+				}
+			}
 		}
 		if c.opts.Mode == ModeCurl {
 			var err error
@@ -356,7 +364,7 @@ func (c *Cluster) startAgents(ctx context.Context) error {
 			return err
 		}
 		if c.opts.Mode == ModeWatch {
-			if err := n.startWatch(ctx); err != nil {
+			if err := n.startWatch(ctx, c.opts.UnitFile); err != nil {
 				return err
 			}
 		}
@@ -441,11 +449,11 @@ func firstDiff(want, got string) string {
 	return "(same lines)"
 }
 
-// startWatch runs the node's patroni-vip-check.service and waits for its READY=1, as
-// systemd starts a Type=notify unit before the keepalived it is ordered before.
-func (n *Node) startWatch(ctx context.Context) error {
-	args := append(append([]string(nil), n.c.opts.WatchArgs...), "http://"+n.Addr+":8008/primary")
-	svc, err := n.startService(n.c.opts.UnitFile, fmt.Sprintf("PATRONI_VIP_CHECK_ARGS=%q\n", strings.Join(args, " ")))
+// startWatch runs the node's patroni-vip-check.service from unitPath and waits for its
+// READY=1, as systemd starts a Type=notify unit before the keepalived it is ordered
+// before.
+func (n *Node) startWatch(ctx context.Context, unitPath string) error {
+	svc, err := n.startService(unitPath, n.watchEnv())
 	if err != nil {
 		return err
 	}
@@ -534,4 +542,45 @@ func copyFile(src, dst string, mode os.FileMode) error {
 		return err
 	}
 	return os.Chmod(dst, mode) // the umask may have narrowed it
+}
+
+// DataDir is the node's PostgreSQL data directory (Patroni's postgresql.data_dir), the
+// same path inside every placement and out.
+func (n *Node) DataDir() string { return filepath.Join(n.pgDir, "data") }
+
+// watchEnv is the node's environment file for patroni-vip-check.service: Options.WatchArgs,
+// then the node's own arguments (see Options.UnitFile).
+func (n *Node) watchEnv() string {
+	own := n.genArgs
+	if n.Index == 1 {
+		own = []string{"--pgdata", n.DataDir(), "http://" + n.Addr + ":8008/primary"}
+	}
+	args := append([]string(nil), n.c.opts.WatchArgs...)
+	for i := 0; i < len(own); i++ {
+		if n.c.opts.WatchPollsAlone && own[i] == "--pgdata" && i+1 < len(own) {
+			i++
+			continue
+		}
+		args = append(args, own[i])
+	}
+	return fmt.Sprintf("PATRONI_VIP_CHECK_ARGS=%q\n", strings.Join(args, " "))
+}
+
+// generatedArgsLine is the line of a generated keepalived.conf's comments that gives the
+// primary VIP's watcher its arguments.
+var generatedArgsLine = regexp.MustCompile(`(?m)^\s*#\s*(PATRONI_VIP_CHECK_ARGS=".*")\s*$`)
+
+// GeneratedWatchArgs are the arguments a configuration that keepalived-conf wrote tells
+// the operator to give the node's watcher (the first PATRONI_VIP_CHECK_ARGS line of its
+// comments: the primary VIP's), split as systemd splits $PATRONI_VIP_CHECK_ARGS.
+func GeneratedWatchArgs(conf string) ([]string, error) {
+	m := generatedArgsLine.FindStringSubmatch(conf)
+	if m == nil {
+		return nil, errors.New("the generated keepalived.conf says nothing of PATRONI_VIP_CHECK_ARGS")
+	}
+	args := strings.Fields(unitfile.ParseEnv(m[1])["PATRONI_VIP_CHECK_ARGS"])
+	if len(args) == 0 {
+		return nil, fmt.Errorf("the generated keepalived.conf gives the watcher no arguments: %s", m[1])
+	}
+	return args, nil
 }

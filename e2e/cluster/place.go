@@ -18,6 +18,9 @@ type placement struct {
 	// overlay, with node: the check is installed as /usr/bin/patroni-vip-check by a
 	// read-only overlay of /usr/bin (see placeScript).
 	overlay bool
+	// bounding, if set, is the capability bounding set the program runs with, in
+	// setpriv's words ("-all,+dac_read_search"): a unit's CapabilityBoundingSet=.
+	bounding string
 }
 
 // command returns the argv that runs prog with args as p says:
@@ -45,6 +48,9 @@ func (c *Cluster) command(p placement, prog string, args ...string) []string {
 	}
 	if p.user != "" {
 		argv = append(argv, "setpriv", "--reuid="+p.user, "--regid="+p.user, "--init-groups")
+	}
+	if p.bounding != "" {
+		argv = append(argv, "setpriv", "--bounding-set="+p.bounding)
 	}
 	argv = append(argv, "env", "-i")
 	argv = append(argv, p.env...)

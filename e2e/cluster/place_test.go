@@ -26,6 +26,12 @@ func TestCommandHostStack(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("keepalived:\n got %q\nwant %q", got, want)
 	}
+	// A service with a capability bounding set: dropped last, after the mounts that
+	// need the capabilities.
+	got = c.command(placement{ns: "ns1", env: []string{"A=1"}, node: n, overlay: true, bounding: "-all,+dac_read_search"}, "/usr/bin/patroni-vip-check", "watch")
+	if tail := strings.Join(got[len(got)-7:], " "); tail != "setpriv --bounding-set=-all,+dac_read_search env -i A=1 /usr/bin/patroni-vip-check watch" {
+		t.Errorf("a service's bounding set: %q", got)
+	}
 }
 
 func TestCommandRootStack(t *testing.T) {

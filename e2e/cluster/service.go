@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -35,6 +36,7 @@ type Service struct {
 	startTimeout, stopTimeout time.Duration
 	watchdogSignal            syscall.Signal
 	env                       []string
+	bounding                  string // CapabilityBoundingSet=, in setpriv's words; "" for all
 
 	notify *net.UnixConn
 	pings  chan []string // notifications, a datagram's lines each
@@ -115,6 +117,9 @@ func (n *Node) startService(unitPath string, envFile string) (*Service, error) {
 		s.stopPost = append(s.stopPost, argv)
 	}
 	s.restartAlways = u.Get("Service", "Restart") == "always"
+	if s.bounding, err = boundingSet(u); err != nil {
+		return nil, fmt.Errorf("%s: %w", unitPath, err)
+	}
 	for _, d := range []struct {
 		key string
 		def time.Duration
@@ -191,7 +196,7 @@ func (s *Service) readNotifications() {
 
 func (s *Service) launch() error {
 	p, err := startProc(s.name+" "+s.n.Name, s.logPath(), s.n.c.command(placement{
-		ns: s.n.NS, env: s.env, node: s.n, overlay: true,
+		ns: s.n.NS, env: s.env, node: s.n, overlay: true, bounding: s.bounding,
 	}, s.argv[0], s.argv[1:]...))
 	if err != nil {
 		return err
@@ -298,7 +303,7 @@ func exitText(p *proc) string {
 // runStopPost runs one ExecStopPost command in the service's place and waits for it.
 func (s *Service) runStopPost(argv []string) {
 	p, err := startProc(s.name+" stop-post "+s.n.Name, s.logPath(), s.n.c.command(placement{
-		ns: s.n.NS, env: []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, node: s.n, overlay: true,
+		ns: s.n.NS, env: []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, node: s.n, overlay: true, bounding: s.bounding,
 	}, argv[0], argv[1:]...))
 	if err != nil {
 		s.event("stop-post", 0, err.Error())
@@ -371,4 +376,61 @@ func (n *Node) signalService(sig syscall.Signal) error {
 		return fmt.Errorf("%s runs no service (the cluster is not in ModeWatch)", n.Name)
 	}
 	return svc.Signal(sig)
+}
+
+// boundingSet is the service's CapabilityBoundingSet= in setpriv's words: "" when the
+// unit does not set it (every capability), else "-all" and each capability it keeps.
+// As systemd: several lines add up, and an empty one empties the set
+// (systemd.exec(5)); the "~" form, which the shipped unit does not use, is refused.
+func boundingSet(u Unit) (string, error) {
+	var keep []string
+	set := false
+	for _, kv := range u["Service"] {
+		if kv.Key != "CapabilityBoundingSet" {
+			continue
+		}
+		set = true
+		if kv.Value == "" {
+			keep = nil
+			continue
+		}
+		if strings.HasPrefix(kv.Value, "~") {
+			return "", fmt.Errorf("CapabilityBoundingSet=%s: the harness takes a list of capabilities to keep, not ~", kv.Value)
+		}
+		for _, c := range strings.Fields(kv.Value) {
+			name := strings.ToLower(strings.TrimPrefix(c, "CAP_"))
+			if !strings.HasPrefix(c, "CAP_") || name == "" {
+				return "", fmt.Errorf("CapabilityBoundingSet=%s: %q is not a capability", kv.Value, c)
+			}
+			if !slices.Contains(keep, name) {
+				keep = append(keep, name)
+			}
+		}
+	}
+	if !set {
+		return "", nil
+	}
+	spec := "-all"
+	for _, c := range keep {
+		spec += ",+" + c
+	}
+	return spec, nil
+}
+
+// Command is the service's ExecStart, expanded: what its main process runs.
+func (s *Service) Command() []string { return append([]string(nil), s.argv...) }
+
+// RestartWatch stops the node's patroni-vip-check.service as systemctl stop does (its
+// ExecStopPost removes the track file: on the primary the VIP leaves) and starts it again
+// from unit, the text of a unit file (the shipped unit with a drop-in's lines added, say),
+// with the same environment file; it returns once the new watcher is ready.
+func (n *Node) RestartWatch(ctx context.Context, unit string) error {
+	if svc := n.Service(); svc != nil {
+		svc.Stop()
+	}
+	path := filepath.Join(n.dir, "patroni-vip-check.service")
+	if err := n.c.writeFile(path, unit); err != nil {
+		return err
+	}
+	return n.startWatch(ctx, path)
 }

@@ -165,3 +165,19 @@ func WithoutStalls(lines []LogLine) (rest, stalls []LogLine) {
 	}
 	return rest, stalls
 }
+
+// WatchFileLine reports whether a line of the watch is about one of its files — its data
+// directory, track file or directory, textfile — and so says nothing of the verdict: "data
+// directory DIR: cannot watch it (…)", "… : fine again", "still track file FILE: …".
+func WatchFileLine(l LogLine) bool {
+	if l.Tag != CheckTag {
+		return false
+	}
+	msg := strings.TrimPrefix(l.Message, "still ")
+	for _, subject := range []string{"data directory /", "track file /", "track directory /", "textfile /"} {
+		if strings.HasPrefix(msg, subject) {
+			return true
+		}
+	}
+	return false
+}

@@ -606,3 +606,6 @@ func (c *Cluster) Timeline(from, to time.Time) Timeline {
 	}
 	return tl
 }
+
+// SamplePeriod is how often the timeline samples (Options.PollInterval).
+func (c *Cluster) SamplePeriod() time.Duration { return c.opts.PollInterval }

@@ -72,3 +72,70 @@ func TestContinuation(t *testing.T) {
 		t.Errorf("Restart=%q", got)
 	}
 }
+
+// The unit's CapabilityBoundingSet=, as setpriv is told it; several lines add up, an
+// empty one empties the set.
+func TestBoundingSet(t *testing.T) {
+	for _, tc := range []struct{ unit, want string }{
+		{"[Service]\nType=notify\n", ""},
+		{"[Service]\nCapabilityBoundingSet=CAP_DAC_READ_SEARCH\n", "-all,+dac_read_search"},
+		{"[Service]\nCapabilityBoundingSet=CAP_DAC_READ_SEARCH\nCapabilityBoundingSet=CAP_NET_RAW CAP_DAC_READ_SEARCH\n", "-all,+dac_read_search,+net_raw"},
+		{"[Service]\nCapabilityBoundingSet=CAP_DAC_READ_SEARCH\n[Service]\nCapabilityBoundingSet=\n", "-all"},
+	} {
+		u, err := parseUnit(tc.unit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := boundingSet(u); err != nil || got != tc.want {
+			t.Errorf("%q: %q (%v), want %q", tc.unit, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"[Service]\nCapabilityBoundingSet=~CAP_SYS_ADMIN\n", "[Service]\nCapabilityBoundingSet=dac_read_search\n"} {
+		u, _ := parseUnit(bad)
+		if _, err := boundingSet(u); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	b, err := os.ReadFile("../../packaging/patroni-vip-check.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := parseUnit(string(b))
+	if got, err := boundingSet(u); err != nil || got != "-all,+dac_read_search" {
+		t.Errorf("the shipped unit: %q (%v)", got, err)
+	}
+}
+
+// The watcher's arguments: what the generator's comment says for nodes 2 and 3, --pgdata
+// and the URL for node 1, after the benchmarks' own; without --pgdata when it polls alone.
+func TestWatchEnv(t *testing.T) {
+	b, err := os.ReadFile("../../packaging/keepalived-watch.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen, err := GeneratedWatchArgs(string(b))
+	if want := []string{"--pgdata", "/var/lib/postgresql/15/main", "http://198.51.100.11:8008/primary"}; err != nil || !slices.Equal(gen, want) {
+		t.Errorf("GeneratedWatchArgs of the example: %q (%v), want %q", gen, err, want)
+	}
+	if _, err := GeneratedWatchArgs("vrrp_instance x {\n}\n"); err == nil {
+		t.Error("a configuration without the line: no error")
+	}
+	c := &Cluster{opts: Options{WatchArgs: []string{"--interval", "1s"}}}
+	n1 := &Node{Name: "n1", Index: 1, Addr: NodeAddr(1), c: c, pgDir: "/tmp/x/n1/pg"}
+	n2 := &Node{Name: "n2", Index: 2, Addr: NodeAddr(2), c: c, genArgs: []string{"--pgdata", "/tmp/x/n2/pg/data", "http://198.51.100.12:8008/primary"}}
+	for _, tc := range []struct {
+		n     *Node
+		alone bool
+		want  string
+	}{
+		{n1, false, `PATRONI_VIP_CHECK_ARGS="--interval 1s --pgdata /tmp/x/n1/pg/data http://198.51.100.11:8008/primary"` + "\n"},
+		{n2, false, `PATRONI_VIP_CHECK_ARGS="--interval 1s --pgdata /tmp/x/n2/pg/data http://198.51.100.12:8008/primary"` + "\n"},
+		{n1, true, `PATRONI_VIP_CHECK_ARGS="--interval 1s http://198.51.100.11:8008/primary"` + "\n"},
+		{n2, true, `PATRONI_VIP_CHECK_ARGS="--interval 1s http://198.51.100.12:8008/primary"` + "\n"},
+	} {
+		c.opts.WatchPollsAlone = tc.alone
+		if got := tc.n.watchEnv(); got != tc.want {
+			t.Errorf("%s, alone %v: %q, want %q", tc.n.Name, tc.alone, got, tc.want)
+		}
+	}
+}

@@ -26,6 +26,15 @@ const (
 	DefaultURL      = "http://127.0.0.1:8008/primary"
 	DefaultTimeout  = 800 * time.Millisecond
 	DefaultInterval = 200 * time.Millisecond
+	// PGDataInterval and PGDataTimeout are the watch's defaults with --pgdata.
+	// PostgreSQL's files wake it on a promotion or a stop, so its polls are
+	// left with what changes none of them: a Patroni that hangs or is killed.
+	// A poll every second costs the node a fifth of one every 200ms, and with
+	// a 400ms deadline still takes the VIP off a node whose Patroni hangs
+	// within 1.4 s (the poll after the hang, timed out); a full CPU has kept
+	// Patroni's answers within 400ms (BENCHMARKS.md).
+	PGDataInterval = time.Second
+	PGDataTimeout  = 400 * time.Millisecond
 	// DefaultTrackFile is in a directory that tmpfiles.d makes at boot,
 	// before keepalived starts, and whose name the SELinux policy lets
 	// keepalived read (/run/keepalived.*).
@@ -91,6 +100,7 @@ type Config struct {
 	Help, Version bool
 
 	trackFileSet bool
+	timeoutSet   bool
 }
 
 func defaults(m Mode) Config {
@@ -148,8 +158,8 @@ var logTargets = []string{"auto", "journal", "syslog", "stderr", "none"}
 var flagDefs = []flagDef{
 	{names: []string{"timeout"}, value: "D", modes: Once | Watch,
 		help:      "whole-run deadline, state and logging included; keep it below keepalived's script timeout (default 800ms)",
-		watchHelp: "deadline of each poll; a poll that cannot finish by then is not eligible (default 800ms)",
-		set:       func(c *Config, v string) error { return setDuration(&c.Timeout, v) }},
+		watchHelp: "deadline of each poll; a poll that cannot finish by then is not eligible (default 800ms, 400ms with --pgdata)",
+		set:       func(c *Config, v string) error { c.timeoutSet = true; return setDuration(&c.Timeout, v) }},
 	{names: []string{"connect-timeout"}, value: "D", modes: Once | Watch,
 		help: "TCP connect and TLS handshake, per attempt (default 300ms)",
 		set:  func(c *Config, v string) error { return setDuration(&c.ConnectTimeout, v) }},
@@ -197,13 +207,13 @@ var flagDefs = []flagDef{
 		set:  func(c *Config, v string) error { return setBool(&c.NoState, v) }},
 	{names: []string{"interval"}, value: "D", modes: Once | Watch,
 		help:      "the vrrp_script's interval, when it is a fraction of a second: the check warns when keepalived runs it far less often (keepalived before 2.3.2 ignores a fractional interval)",
-		watchHelp: "how often to ask Patroni (default 200ms)",
+		watchHelp: "how often to ask Patroni (default 200ms; 1s with --pgdata, whose files tell of promotions and stops at once)",
 		set:       func(c *Config, v string) error { c.IntervalSet = true; return setDuration(&c.Interval, v) }},
 	{names: []string{"track-file"}, value: "FILE", modes: Watch, salvaged: true,
 		help: "the file keepalived's track_file reads: 1 while eligible, else 0 (default " + DefaultTrackFile + ")",
 		set:  setTrackFile},
 	{names: []string{"pgdata"}, value: "DIR", modes: Watch,
-		help: "PostgreSQL's data directory (Patroni's postgresql.data_dir): ask Patroni at once when PostgreSQL's promote, standby.signal, recovery.signal or postmaster.pid change, then every 20ms for up to 1s, besides every --interval",
+		help: "PostgreSQL's data directory (Patroni's postgresql.data_dir): ask Patroni at once when PostgreSQL's promote, standby.signal, recovery.signal or postmaster.pid change, then every 20ms for up to 1s, besides every --interval (then 1s) within --timeout (then 400ms)",
 		set:  func(c *Config, v string) error { return setPath(&c.PGData, v) }},
 	{names: []string{"print"}, modes: Watch,
 		help: "watch by hand: print each change of verdict (what the service would log) to stdout, and never touch a track file",
@@ -248,6 +258,14 @@ func Parse(m Mode, args []string) (Config, error) {
 	}
 	if err != nil {
 		return c, err
+	}
+	if m == Watch && c.PGData != "" {
+		if !c.IntervalSet {
+			c.Interval = PGDataInterval
+		}
+		if !c.timeoutSet {
+			c.Timeout = PGDataTimeout
+		}
 	}
 	switch len(positional) {
 	case 0:

@@ -72,6 +72,27 @@ func TestWatchFlags(t *testing.T) {
 	if _, err := Parse(Watch, []string{"--interval", "1ms"}); err == nil {
 		t.Error("--interval 1ms accepted")
 	}
+	// With --pgdata, PostgreSQL's files tell of promotions and stops: the polls come
+	// every second, each within 400ms, unless told otherwise.
+	for _, tc := range []struct {
+		args              []string
+		interval, timeout time.Duration
+	}{
+		{[]string{"http://198.51.100.11:8008/primary"}, 200 * time.Millisecond, 800 * time.Millisecond},
+		{[]string{"--pgdata", "/var/lib/postgresql/15/main"}, time.Second, 400 * time.Millisecond},
+		{[]string{"--interval", "200ms", "--pgdata", "/x"}, 200 * time.Millisecond, 400 * time.Millisecond},
+		{[]string{"--pgdata=/x", "--timeout=800ms"}, time.Second, 800 * time.Millisecond},
+		{[]string{"--pgdata", "/x", "--interval", "2s", "--timeout", "1s"}, 2 * time.Second, time.Second},
+	} {
+		c, err := Parse(Watch, tc.args)
+		if err != nil || c.Interval != tc.interval || c.Timeout != tc.timeout {
+			t.Errorf("watch %q: interval %v, timeout %v (%v), want %v and %v", tc.args, c.Interval, c.Timeout, err, tc.interval, tc.timeout)
+		}
+	}
+	// A single run has no --pgdata; its deadline stays.
+	if c, err := Parse(Once, nil); err != nil || c.Timeout != DefaultTimeout {
+		t.Errorf("a single run's deadline: %v (%v)", c.Timeout, err)
+	}
 }
 
 // TestOneTrackFile: a watcher keeps one track file, named once. The
