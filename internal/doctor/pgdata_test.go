@@ -35,7 +35,7 @@ func TestPGData(t *testing.T) {
 	args(n, "--pgdata /var/lib/postgresql/16/main http://198.51.100.11:8008/primary")
 	want(t, n.run(), Warning, "patroni-vip-check.service: --pgdata /var/lib/postgresql/16/main is not Patroni's postgresql.data_dir /var/lib/postgresql/15/main (/etc/patroni/15-main.yml)", "give --pgdata /var/lib/postgresql/15/main")
 	args(n, "--pgdata /var/lib/postgresql/17/main http://198.51.100.11:8008/primary")
-	want(t, n.run(), Warning, "--pgdata /var/lib/postgresql/17/main: file does not exist: it polls alone, every 200ms until it is there")
+	want(t, n.run(), Warning, "--pgdata /var/lib/postgresql/17/main: file does not exist: it polls alone, every 1s until it is there")
 	delete(n.sys.Files, pgdata)
 	args(n, "--pgdata "+pgdata+" http://198.51.100.11:8008/primary")
 	want(t, n.run(), Warning, "--pgdata /var/lib/postgresql/15/main, Patroni's postgresql.data_dir: file does not exist", "initialise PostgreSQL")
@@ -67,7 +67,7 @@ func TestPGData(t *testing.T) {
 	// The running watcher's own inotify watches say whether it sees it.
 	n = newNode(t, "keepalived-watch.conf", v227)
 	n.sys.Inotify[200] = []system.Watch{{Dev: 1, Ino: 99}}
-	want(t, n.run(), Warning, "patroni-vip-check.service (pid 200) does not watch /var/lib/postgresql/15/main: it polls alone, every 200ms", `journalctl -u patroni-vip-check.service says why (look for "cannot watch")`)
+	want(t, n.run(), Warning, "patroni-vip-check.service (pid 200) does not watch /var/lib/postgresql/15/main: it polls alone, every 1s", `journalctl -u patroni-vip-check.service says why (look for "cannot watch")`)
 	n.sys.Inotify[200] = nil
 	want(t, n.run(), Warning, "cannot read the inotify watches of patroni-vip-check.service (pid 200)")
 }
