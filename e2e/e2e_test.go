@@ -27,7 +27,8 @@ import (
 
 // Bounds the suite asserts. followBound: from Patroni's new primary running to the VIP on
 // it. A node whose check has just passed waits for the master-down timer, 3 × advert_int +
-// skew (0.07 s with the examples' advert_int 0.02, 3.6 s with the curl baseline's 1 s),
+// skew (0.035 s with the watch example's advert_int 0.01, 0.07 s with the others' 0.02,
+// 3.6 s with the curl baseline's 1 s),
 // after its check's next run (at most 1 s); 8 s leaves room for a loaded two-core machine.
 const (
 	followBound  = 8 * time.Second

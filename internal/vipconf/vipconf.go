@@ -757,24 +757,36 @@ are in FAULT), and with equal priorities a node that starts passing never
 preempts a healthy master, so the VIP moves only when the master's check fails.`)
 	w.Line("priority", strconv.Itoa(s.Priority))
 	w.Blank()
-	after := `With the check's 1 s interval, that brings the VIP to a new
+	if s.Mode == Watch {
+		// Measured in BENCHMARKS.md ("Choosing the watch's interval and
+		// adverts"): 10 ms adverts take (c)-(a) from 0.07-0.08 s to 0.03-0.05 s.
+		w.Comment(`VRRP version 3, for adverts every 10 ms. A node whose track file turns to 1
+leaves FAULT for BACKUP and becomes MASTER when no advert has come for
+3 x advert_int + skew: 0.035 s here, against 3.6 s with version 2's shortest
+advert_int of 1 s. Woken by PostgreSQL's own files (--pgdata), the watcher
+writes 1 within milliseconds of Patroni's saying primary, so the VIP reaches a
+new primary about 0.04 s after it accepts connections (0.07 s with adverts
+every 20 ms; BENCHMARKS.md).
+Fast adverts cannot make two masters: every node but the primary is in FAULT,
+and a node in FAULT never takes the VIP, however late an advert is.`)
+		w.Line("version", "3")
+		w.Line("advert_int", "0.01")
+	} else {
+		after := `With the check's 1 s interval, that brings the VIP to a new
 primary about a second after its promotion instead of four (BENCHMARKS.md).`
-	switch {
-	case s.Mode == Watch:
-		after = `With the file rewritten at each of the watcher's polls,
-the VIP reaches a new primary within one poll and 0.07 s of its promotion.`
-	case s.fast():
-		after = fmt.Sprintf(`With the check every %s s, the VIP reaches a new
+		if s.fast() {
+			after = fmt.Sprintf(`With the check every %s s, the VIP reaches a new
 primary within a quarter of a second of its promotion.`, seconds(FastInterval))
-	}
-	w.Comment(`VRRP version 3, for adverts every 20 ms. A node whose check starts passing
+		}
+		w.Comment(`VRRP version 3, for adverts every 20 ms. A node whose check starts passing
 leaves FAULT for BACKUP and becomes MASTER when no advert has come for
 3 x advert_int + skew: 0.07 s here, against 3.6 s with version 2's shortest
 advert_int of 1 s. ` + after + `
 Fast adverts cannot make two masters: every node but the primary is in FAULT,
 and a node in FAULT never takes the VIP, however late an advert is.`)
-	w.Line("version", "3")
-	w.Line("advert_int", "0.02")
+		w.Line("version", "3")
+		w.Line("advert_int", "0.02")
+	}
 	w.Blank()
 	if s.Node.Is4() {
 		w.Comment(`Talk to the peers by unicast rather than multicast: works on networks that filter
