@@ -359,12 +359,21 @@ func (c *Cluster) startAgents(ctx context.Context) error {
 		if c.opts.EditKeepalived != nil {
 			conf = c.opts.EditKeepalived(n.Index, conf)
 		}
-		c.keepConf = append(c.keepConf, conf)
 		if err := c.writeFile(filepath.Join(n.dir, "keepalived.conf"), conf); err != nil {
 			return err
 		}
+		if c.opts.IPv6VIP {
+			var err error
+			if conf, err = n.addIPv6Conf(ctx, conf); err != nil {
+				return err
+			}
+		}
+		c.keepConf = append(c.keepConf, conf)
 		if c.opts.Mode == ModeWatch {
 			if err := n.startWatch(ctx, c.opts.UnitFile); err != nil {
+				return err
+			}
+			if err := n.startInstances(ctx); err != nil {
 				return err
 			}
 		}
@@ -407,6 +416,15 @@ func (n *Node) generateKeepalivedConf(ctx context.Context) (string, error) {
 	if v := n.c.opts.KeepalivedFor; v != "" {
 		args = append(args, "--keepalived-version", v)
 	}
+	if n.c.opts.ReadVIP {
+		args = append(args, "--replica-vip", ReadVIP+"/24")
+	}
+	return n.runGenerator(ctx, args)
+}
+
+// runGenerator runs `patroni-vip-check ARGS` (keepalived-conf) on the node as an operator
+// would, and returns what it wrote on stdout.
+func (n *Node) runGenerator(ctx context.Context, args []string) (string, error) {
 	argv := n.c.command(placement{
 		ns: n.NS, env: []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, node: n, overlay: true,
 	}, "/usr/bin/patroni-vip-check", args...)
