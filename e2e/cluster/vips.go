@@ -632,6 +632,19 @@ func StopReadReplica() Trigger {
 		}}
 }
 
+// KillReadReplica SIGKILLs the Patroni and the PostgreSQL of the replica that holds the
+// read VIP (see KillPatroni): its watcher finds nothing to ask.
+func KillReadReplica() Trigger {
+	return Trigger{Name: "read VIP's replica killed", Timeout: 30 * time.Second, SamePrimaryOK: true,
+		Fire: func(ctx context.Context, c *Cluster, _ *Node) error {
+			h, err := c.ReadHolder()
+			if err != nil {
+				return err
+			}
+			return h.KillPatroni(ctx)
+		}}
+}
+
 // LagReadReplica makes the replica that holds the read VIP lag: its replay held back
 // (HoldReplay, before the trigger's time is taken), then half as much again as the bound
 // (MaxLag) written on the primary in one transaction; Fire ends with the commit. Patroni
