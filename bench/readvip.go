@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"time"
 
@@ -14,15 +15,24 @@ import (
 // readTriggers are what `bench readvip` fires at the replica that holds the read VIP, by
 // name, in order: it stops (Patroni stopped gracefully), it crashes (kill -9 of Patroni
 // and PostgreSQL), it falls behind (replay held back, then 24 MiB written on the
-// primary).
+// primary), it is promoted (a switchover to it).
 var readTriggers = []struct {
 	name string
 	tr   func() cluster.Trigger
+	// promotes: the primary's VIP must move (to the read VIP's replica).
+	promotes bool
+	// from is when the replica stopped qualifying, from the trigger: at once for a stop
+	// or a kill, at the commit that ends the trigger for the lag, when Patroni had it
+	// as the primary for a switchover to it.
+	from func(cluster.VIPMovements) time.Duration
 }{
-	{"replica stopped", cluster.StopReadReplica},
-	{"replica killed (kill -9)", cluster.KillReadReplica},
-	{"replica lagging past 16MB", cluster.LagReadReplica},
+	{"replica stopped", cluster.StopReadReplica, false, atOnce},
+	{"replica killed (kill -9)", cluster.KillReadReplica, false, atOnce},
+	{"replica lagging past 16MB", cluster.LagReadReplica, false, func(vm cluster.VIPMovements) time.Duration { return vm.Fired }},
+	{"switchover to the read VIP's replica", cluster.SwitchoverToReadReplica, true, func(vm cluster.VIPMovements) time.Duration { return vm.ToPrimary }},
 }
+
+func atOnce(cluster.VIPMovements) time.Duration { return 0 }
 
 // runReadVIP measures, on a cluster that runs packaging/keepalived-read-vip.conf (the
 // primary's VIP, and the read VIP gated by patroni-vip-check@replica on
@@ -30,11 +40,13 @@ var readTriggers = []struct {
 // reaches the other, each trigger reps times.
 func runReadVIP(ctx context.Context, w io.Writer, stack *cluster.Stack, bin string, reps int, logf func(string, ...any)) error {
 	fmt.Fprintf(w, "The read VIP on %s (Patroni %d, keepalived %s, the watch's default interval), seconds, min / median / max of %d runs each: "+
-		"(b) from the trigger (for the lag, from the commit that put the replica past the bound) until the read VIP left the replica, "+
-		"(c) until it was on the other replica to stay; how long no node held it, and how long a node that accepted writes or two nodes did. "+
+		"(b) from the moment the replica stopped qualifying (the trigger; for the lag, the commit that put the replica past the bound; "+
+		"for a switchover to it, Patroni having it as the primary, so that a negative time is before) until the read VIP left the replica, "+
+		"(c) until it was on another replica to stay; how long no node held it, and how long, in all, a node that accepted writes "+
+		"or two nodes did; how often the primary's VIP moved where it should not have (or did not follow the switchover). "+
 		"Patroni loop_wait 1 s; sampled every %v.\n\n",
 		stack.Name, stack.PatroniMajor, stack.KeepalivedVersion, reps, samplePeriod)
-	fmt.Fprintf(w, "| trigger | (b) read VIP left the replica | (c) on the other replica | read VIP nowhere | on a node accepting writes | on two nodes | primary's VIP moved | unsettled |\n")
+	fmt.Fprintf(w, "| trigger | (b) read VIP left the replica | (c) on the other replica | read VIP nowhere | on a node accepting writes | on two nodes | primary's VIP wrong | unsettled |\n")
 	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|\n")
 	c, err := cluster.Start(ctx, cluster.Options{Stack: stack, Mode: cluster.ModeWatch, CheckBinary: bin, ReadVIP: true,
 		PollInterval: samplePeriod, Logf: logf})
@@ -50,8 +62,9 @@ func runReadVIP(ctx context.Context, w io.Writer, stack *cluster.Stack, bin stri
 
 func measureRead(ctx context.Context, w io.Writer, c *cluster.Cluster, reps int, logf func(string, ...any)) error {
 	for _, rt := range readTriggers {
-		var gone, onNew, nowhere, writable, double []time.Duration
-		moved, unsettled := 0, 0
+		var gone, onNew, nowhere []float64
+		var writable, double []time.Duration
+		wrong, unsettled := 0, 0
 		for i := 0; i < reps; i++ {
 			if _, err := c.Restore(ctx, 3*time.Minute); err != nil {
 				return fmt.Errorf("restoring before %s: %w", rt.name, err)
@@ -71,22 +84,17 @@ func measureRead(ctx context.Context, w io.Writer, c *cluster.Cluster, reps int,
 				}
 			}
 			r := vm.Read
-			// The lag begins with the commit that ends the trigger; a stop or a kill
-			// with the trigger itself.
-			from := time.Duration(0)
-			if rt.name == "replica lagging past 16MB" {
-				from = vm.Fired
-			}
-			after := func(d time.Duration) time.Duration {
-				if d < 0 {
-					return -1
+			from := rt.from(vm)
+			after := func(d time.Duration) float64 {
+				if d < 0 || from < 0 {
+					return math.NaN()
 				}
-				return d - from
+				return (d - from).Seconds()
 			}
 			gone, onNew = append(gone, after(r.ToGone)), append(onNew, after(r.ToOnNew))
-			nowhere, writable, double = append(nowhere, r.Nowhere), append(writable, r.OnWritable), append(double, r.Double)
-			if vm.ToVIPGone >= 0 || vm.New != vm.Old {
-				moved++
+			nowhere, writable, double = append(nowhere, r.Nowhere.Seconds()), append(writable, r.OnWritable), append(double, r.Double)
+			if moved := vm.ToVIPGone >= 0 || vm.New != vm.Old; moved != rt.promotes || rt.promotes && vm.New != r.Old {
+				wrong++ // the primary's VIP moved where it should not have, or not where it should
 			}
 			if logf != nil {
 				logf("%s #%d: read VIP %s→%s, gone %v, on new %v (trigger took %v)\n%s", rt.name, i+1, r.Old, r.New,
@@ -94,33 +102,30 @@ func measureRead(ctx context.Context, w io.Writer, c *cluster.Cluster, reps int,
 			}
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %d | %d |\n", rt.name, durStats(gone), durStats(onNew), durStats(nowhere),
-			sumSec(writable), sumSec(double), moved, unsettled)
+			sumSec(writable), sumSec(double), wrong, unsettled)
 	}
 	return nil
 }
 
-// durStats formats "min / median / max" seconds of ds; a negative one (it never
-// happened) counts as "never".
-func durStats(ds []time.Duration) string {
-	var v []time.Duration
-	never := 0
-	for _, d := range ds {
-		if d < 0 {
-			never++
-			continue
+// durStats formats "min / median / max" of seconds; NaN (it never happened) counts as
+// "never".
+func durStats(v []float64) string {
+	var ok []float64
+	for _, x := range v {
+		if !math.IsNaN(x) {
+			ok = append(ok, x)
 		}
-		v = append(v, d)
 	}
-	if len(v) == 0 {
+	if len(ok) == 0 {
 		return "never"
 	}
-	slices.Sort(v)
-	med := v[len(v)/2]
-	if len(v)%2 == 0 {
-		med = (v[len(v)/2-1] + v[len(v)/2]) / 2
+	slices.Sort(ok)
+	med := ok[len(ok)/2]
+	if len(ok)%2 == 0 {
+		med = (ok[len(ok)/2-1] + ok[len(ok)/2]) / 2
 	}
-	s := fmt.Sprintf("%.2f / %.2f / %.2f", v[0].Seconds(), med.Seconds(), v[len(v)-1].Seconds())
-	if never > 0 {
+	s := fmt.Sprintf("%.2f / %.2f / %.2f", ok[0], med, ok[len(ok)-1])
+	if never := len(v) - len(ok); never > 0 {
 		s += fmt.Sprintf(" (never ×%d)", never)
 	}
 	return s

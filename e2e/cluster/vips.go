@@ -645,6 +645,19 @@ func KillReadReplica() Trigger {
 		}}
 }
 
+// SwitchoverToReadReplica is a switchover to the replica that holds the read VIP: the
+// read VIP must leave it as it is promoted.
+func SwitchoverToReadReplica() Trigger {
+	return Trigger{Name: "switchover to the read VIP's replica", Timeout: 30 * time.Second,
+		Fire: func(ctx context.Context, c *Cluster, _ *Node) error {
+			h, err := c.ReadHolder()
+			if err != nil {
+				return err
+			}
+			return c.Switchover(ctx, h.Name)
+		}}
+}
+
 // LagReadReplica makes the replica that holds the read VIP lag: its replay held back
 // (HoldReplay, before the trigger's time is taken), then half as much again as the bound
 // (MaxLag) written on the primary in one transaction; Fire ends with the commit. Patroni
