@@ -33,10 +33,16 @@ type vipsSuite struct {
 	moves []cluster.VIPMovements
 }
 
-// readGoneBound: from a replica that stops qualifying at once (stopped, its watcher
-// killed) to the read VIP gone, as the primary's VIP leaves a node that stops accepting
-// writes (unwritableBound: two polls, a poll's deadline, the samplers, a loaded machine).
-func (s *vipsSuite) readGoneBound(t *testing.T) time.Duration { return s.unwritableBound(t) }
+// readGoneBound: from a replica that stops qualifying at once (stopped, promoted, its
+// watcher killed) to the read VIP gone, as the primary's VIP leaves a node that stops
+// accepting writes (gateBound: two polls of the read VIP's watcher as node 1 runs it, a
+// poll's deadline, the samplers, a loaded machine). A stop or a promotion wakes the
+// watcher through PostgreSQL's files well before that; a lag changes none of them.
+func (s *vipsSuite) readGoneBound(t *testing.T) time.Duration {
+	n1 := s.c.Node("n1")
+	cfg := serviceConfig(t, n1, n1.Instance(cluster.ReadInstance))
+	return gateBound(cfg.Interval, cfg.Timeout)
+}
 
 // readLagBound: from the commit that puts a replica past the bound to the read VIP gone.
 // Patroni before 4.1 compares the replica's replay with the position the leader last
@@ -92,8 +98,8 @@ func (s *suite) runVIPs(t *testing.T, logDir string) {
 func watchers(n *cluster.Node) map[string]string {
 	return map[string]string{
 		"patroni-vip-check":                         n.PrimaryURL(),
-		"patroni-vip-check@" + cluster.ReadInstance: "http://" + n.Addr + ":8008/replica?lag=" + cluster.MaxLag,
-		"patroni-vip-check@" + cluster.IPv6Instance: "http://[" + cluster.NodeAddr6(n.Index) + "]:8008/primary",
+		"patroni-vip-check@" + cluster.ReadInstance: n.ReadURL(),
+		"patroni-vip-check@" + cluster.IPv6Instance: n.IPv6URL(),
 	}
 }
 
@@ -147,6 +153,14 @@ func (v *vipsSuite) start(t *testing.T) {
 			if !slices.Equal(did, []string{"start", "ready"}) {
 				t.Errorf("%s: %s did %v, want start, ready", n.Name, name, did)
 			}
+			// Each asks its own URL and wakes on the node's data directory, as the
+			// generator's comments (the example's on node 1) say.
+			cfg := serviceConfig(t, n, svc)
+			if cfg.URL != watchers(n)[name] || cfg.PGData != n.DataDir() {
+				t.Errorf("%s: %s asks %s with --pgdata %q, want %s with %s", n.Name, name, cfg.URL, cfg.PGData, watchers(n)[name], n.DataDir())
+			} else if ok, err := serviceWatchesDataDir(n, svc); err != nil || !ok {
+				t.Errorf("%s: %s does not watch %s (%v)", n.Name, name, n.DataDir(), err)
+			}
 		}
 		// Each keeps its own file: the primary's and the IPv6 VIP's say 1 on the
 		// primary alone, the read VIP's on the replicas alone.
@@ -172,6 +186,7 @@ func (v *vipsSuite) start(t *testing.T) {
 				want = "primary"
 			}
 			lines, _ := cluster.WithoutStalls(cluster.LinesFor(n.CheckLog(time.Time{}), url))
+			lines = slices.DeleteFunc(lines, cluster.WatchFileLine)
 			if len(lines) != 1 {
 				t.Errorf("%s: %s logged %d lines since start, want 1:\n%s", n.Name, name, len(lines), joinLines(lines))
 				continue
@@ -378,7 +393,7 @@ func (v *vipsSuite) assertRead(t *testing.T, scenario string, r cluster.ReadMove
 	if r.Double > 0 {
 		t.Errorf("%s: the read VIP on two nodes for %v", scenario, r.Double)
 	}
-	if b := v.unwritableBound(t); r.LongestOnWritable > b {
+	if b := v.readGoneBound(t); r.LongestOnWritable > b {
 		t.Errorf("%s: the read VIP on a node whose PostgreSQL accepted writes for %v at a stretch (%v in all), want ≤ %v",
 			scenario, r.LongestOnWritable, r.OnWritable, b)
 	}
@@ -457,13 +472,27 @@ func (v *vipsSuite) assertFollowed(t *testing.T, vm cluster.VIPMovements, next s
 	for _, vip := range []struct {
 		label string
 		m     cluster.Movement
-	}{{"the primary's VIP", vm.Movement}, {"the IPv6 VIP", vm.IPv6}} {
+		v6    bool
+	}{{"the primary's VIP", vm.Movement, false}, {"the IPv6 VIP", vm.IPv6, true}} {
 		label, m := vip.label, vip.m
 		v.assertWrites(t, m)
 		if !m.Settled || m.ToVIPGone < 0 {
 			t.Errorf("%s: %s did not move to the new primary (gone %s, settled %v)", vm.Scenario, label, sec(m.ToVIPGone), m.Settled)
 		}
-		if d := m.FollowDelay(); d < 0 || d > followBound {
+		d := m.FollowDelay()
+		// Woken by PostgreSQL's files, a watcher can add its VIP within the sample in
+		// which the harness still read Patroni's role as it was (as assertMove allows).
+		early := d < 0 && d >= -v.c.SamplePeriod() && m.ToPrimary >= 0 && m.ToVIPOnNew >= 0
+		switch {
+		case d >= 0 && d <= followBound:
+		case early && !vip.v6 && v.readyBeforeVIP(t, m):
+			t.Logf("%s: %s on the new primary %v after the sampled role, after PostgreSQL was ready", vm.Scenario, label, d)
+		case early && vip.v6:
+			// The kernel's events are kept for the IPv4 VIP alone; whether the node
+			// took writes while it held the IPv6 VIP is the write probe's word, which
+			// assertWrites judged.
+			t.Logf("%s: %s on the new primary %v after the sampled role", vm.Scenario, label, d)
+		default:
 			t.Errorf("%s: %s on the new primary %s after Patroni had it, want ≤ %v", vm.Scenario, label, sec(d), followBound)
 		}
 	}

@@ -223,9 +223,12 @@ type Node struct {
 	cut     bool
 	dcsCut  bool // see CutFromDCS
 
-	// instances are the template unit's instances (ReadVIP, IPv6VIP), by name.
-	instances  map[string]*Service
-	replayHold *pgConn // see HoldReplay
+	// instances are the template unit's instances (ReadVIP, IPv6VIP), by name;
+	// instanceArgs what the generator's comments give each as its PATRONI_VIP_CHECK_ARGS
+	// (none on node 1 for the read VIP: it runs the example).
+	instances    map[string]*Service
+	instanceArgs map[string][]string
+	replayHold   *pgConn // see HoldReplay
 }
 
 var clusterSeq atomic.Int32

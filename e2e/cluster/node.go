@@ -348,6 +348,11 @@ func (c *Cluster) startAgents(ctx context.Context) error {
 				if n.genArgs, err = GeneratedWatchArgs(generated); err != nil {
 					return fmt.Errorf("%s: %w", n.Name, err)
 				}
+				if c.opts.ReadVIP {
+					if err := n.setInstanceArgs(ReadInstance, generated, n.ReadURL()); err != nil {
+						return err
+					}
+				}
 			}
 		}
 		if c.opts.Mode == ModeCurl {
@@ -571,8 +576,14 @@ func (n *Node) DataDir() string { return filepath.Join(n.pgDir, "data") }
 func (n *Node) watchEnv() string {
 	own := n.genArgs
 	if n.Index == 1 {
-		own = []string{"--pgdata", n.DataDir(), "http://" + n.Addr + ":8008/primary"}
+		own = []string{"--pgdata", n.DataDir(), n.PrimaryURL()}
 	}
+	return n.envFile(own)
+}
+
+// envFile is a watcher's environment file: Options.WatchArgs, then own, the watcher's own
+// arguments, less --pgdata if Options.WatchPollsAlone.
+func (n *Node) envFile(own []string) string {
 	args := append([]string(nil), n.c.opts.WatchArgs...)
 	for i := 0; i < len(own); i++ {
 		if n.c.opts.WatchPollsAlone && own[i] == "--pgdata" && i+1 < len(own) {

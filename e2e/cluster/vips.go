@@ -19,6 +19,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/patroni-vip-check/patroni-vip-check/internal/unitfile"
 )
 
 // Addresses and names of the further VIPs.
@@ -108,6 +110,11 @@ func (n *Node) addIPv6Conf(ctx context.Context, conf string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if n.c.opts.Mode == ModeWatch {
+		if err := n.setInstanceArgs(IPv6Instance, v6, n.IPv6URL()); err != nil {
+			return "", err
+		}
+	}
 	path := filepath.Join(n.dir, "keepalived-"+IPv6Instance+".conf")
 	if err := n.c.writeFile(path, v6); err != nil {
 		return "", err
@@ -116,29 +123,76 @@ func (n *Node) addIPv6Conf(ctx context.Context, conf string) (string, error) {
 	return conf, n.c.writeFile(main, conf)
 }
 
-// startInstances starts the node's template instances, each with the options
-// keepalived-conf's comments give it, after the options of the primary's watcher
-// (WatchArgs): @replica asks /replica?lag=16MB on the node's address, @v6 asks /primary
-// over IPv6.
+// ReadURL is what the node's read VIP gate asks: its own /replica within the bound.
+func (n *Node) ReadURL() string { return "http://" + n.Addr + ":8008/replica?lag=" + MaxLag }
+
+// IPv6URL is what the node's IPv6 VIP gate asks: its own /primary, over IPv6.
+func (n *Node) IPv6URL() string { return "http://[" + NodeAddr6(n.Index) + "]:8008/primary" }
+
+// setInstanceArgs records, for the node's instance name, the arguments the generated
+// configuration conf gives the watcher that asks url.
+func (n *Node) setInstanceArgs(name, conf, url string) error {
+	args, err := GeneratedArgsFor(conf, url)
+	if err != nil {
+		return fmt.Errorf("%s: patroni-vip-check@%s: %w", n.Name, name, err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.instanceArgs == nil {
+		n.instanceArgs = map[string][]string{}
+	}
+	n.instanceArgs[name] = args
+	return nil
+}
+
+// GeneratedArgsFor are the arguments a configuration that keepalived-conf wrote tells the
+// operator to give the watcher that asks url (the PATRONI_VIP_CHECK_ARGS line of its
+// comments that ends with it), split as systemd splits $PATRONI_VIP_CHECK_ARGS.
+func GeneratedArgsFor(conf, url string) ([]string, error) {
+	for _, m := range generatedArgsLine.FindAllStringSubmatch(conf, -1) {
+		args := strings.Fields(unitfile.ParseEnv(m[1])["PATRONI_VIP_CHECK_ARGS"])
+		if len(args) > 0 && args[len(args)-1] == url {
+			return args, nil
+		}
+	}
+	return nil, fmt.Errorf("the generated keepalived.conf gives no watcher of %s its PATRONI_VIP_CHECK_ARGS", url)
+}
+
+// startInstances starts the node's template instances, each with the arguments
+// keepalived-conf's comments give it (node 1's read VIP watcher, which the example
+// configuration describes: --pgdata with the node's data directory, as its primary
+// watcher), after Options.WatchArgs: @replica asks /replica?lag=16MB on the node's
+// address, @v6 asks /primary over IPv6.
 func (n *Node) startInstances(ctx context.Context) error {
 	if n.c.opts.ReadVIP {
-		if err := n.startInstance(ctx, ReadInstance, "http://"+n.Addr+":8008/replica?lag="+MaxLag); err != nil {
+		if err := n.startInstance(ctx, ReadInstance, n.ReadURL()); err != nil {
 			return err
 		}
 	}
 	if n.c.opts.IPv6VIP {
-		if err := n.startInstance(ctx, IPv6Instance, "http://["+NodeAddr6(n.Index)+"]:8008/primary"); err != nil {
+		if err := n.startInstance(ctx, IPv6Instance, n.IPv6URL()); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// instanceEnv is the environment file of the node's instance name, whose watcher asks
+// url (see startInstances).
+func (n *Node) instanceEnv(name, url string) string {
+	n.mu.Lock()
+	own := n.instanceArgs[name]
+	n.mu.Unlock()
+	if own == nil {
+		own = []string{"--pgdata", n.DataDir(), url}
+	}
+	return n.envFile(own)
+}
+
 // startInstance runs patroni-vip-check@name with its options file, and waits for its
 // READY=1 as systemd does before starting keepalived.
 func (n *Node) startInstance(ctx context.Context, name, url string) error {
-	args := append(append([]string(nil), n.c.opts.WatchArgs...), url)
-	svc, err := n.startUnit(n.c.opts.template, name, fmt.Sprintf("PATRONI_VIP_CHECK_ARGS=%q\n", strings.Join(args, " ")))
+	svc, err := n.startUnit(n.c.opts.template, name, n.instanceEnv(name, url))
 	if err != nil {
 		return err
 	}

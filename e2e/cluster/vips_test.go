@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -86,5 +88,51 @@ func TestListenIPv6(t *testing.T) {
 	}
 	if _, err := listenIPv6("scope: e2e\n", n); err == nil {
 		t.Error("a configuration without the lines to change passed")
+	}
+}
+
+// Each template instance takes the arguments the generator's comment gives the watcher of
+// its URL; node 1's read VIP watcher, which the example describes, --pgdata and its URL.
+func TestInstanceArgs(t *testing.T) {
+	b, err := os.ReadFile("../../packaging/keepalived-read-vip.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := string(b)
+	for url, want := range map[string][]string{
+		"http://198.51.100.11:8008/primary":          {"--pgdata", "/var/lib/postgresql/15/main", "http://198.51.100.11:8008/primary"},
+		"http://198.51.100.11:8008/replica?lag=16MB": {"--pgdata", "/var/lib/postgresql/15/main", "http://198.51.100.11:8008/replica?lag=16MB"},
+	} {
+		if got, err := GeneratedArgsFor(conf, url); err != nil || !slices.Equal(got, want) {
+			t.Errorf("GeneratedArgsFor(%s): %q (%v), want %q", url, got, err, want)
+		}
+	}
+	for _, url := range []string{"http://198.51.100.11:8008/replica", "http://198.51.100.12:8008/primary"} {
+		if got, err := GeneratedArgsFor(conf, url); err == nil {
+			t.Errorf("GeneratedArgsFor(%s): %q, want an error", url, got)
+		}
+	}
+
+	c := &Cluster{opts: Options{WatchArgs: []string{"--interval", "1s"}, ReadVIP: true}}
+	n1 := &Node{Name: "n1", Index: 1, Addr: NodeAddr(1), c: c, pgDir: "/tmp/x/n1/pg"}
+	n2 := &Node{Name: "n2", Index: 2, Addr: NodeAddr(2), c: c, pgDir: "/tmp/x/n2/pg"}
+	gen := strings.NewReplacer("198.51.100.11", "198.51.100.12", "/var/lib/postgresql/15/main", "/srv/n2/data").Replace(conf)
+	if err := n2.setInstanceArgs(ReadInstance, gen, n2.ReadURL()); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		n     *Node
+		alone bool
+		want  string
+	}{
+		{n1, false, `PATRONI_VIP_CHECK_ARGS="--interval 1s --pgdata /tmp/x/n1/pg/data http://198.51.100.11:8008/replica?lag=16MB"` + "\n"},
+		// The generator's data directory, not the harness's idea of it.
+		{n2, false, `PATRONI_VIP_CHECK_ARGS="--interval 1s --pgdata /srv/n2/data http://198.51.100.12:8008/replica?lag=16MB"` + "\n"},
+		{n2, true, `PATRONI_VIP_CHECK_ARGS="--interval 1s http://198.51.100.12:8008/replica?lag=16MB"` + "\n"},
+	} {
+		c.opts.WatchPollsAlone = tc.alone
+		if got := tc.n.instanceEnv(ReadInstance, tc.n.ReadURL()); got != tc.want {
+			t.Errorf("%s, alone %v: %q, want %q", tc.n.Name, tc.alone, got, tc.want)
+		}
 	}
 }
