@@ -163,9 +163,10 @@ fuzz:
 # the one-shot check, the watch behind track_file, vip-manager), through
 # switchovers, crashes and the outages (the DCS down, the primary cut from
 # it, Patroni frozen, a full CPU); how fast a read VIP leaves a replica that
-# stops, crashes or lags; and what each costs the node in CPU, the watch at
-# intervals from 50 ms to 1 s, and two watchers (a read VIP's beside the
-# primary's). Root; about 2 hours for both stacks
+# stops, crashes, lags or is promoted; and what each costs the node in CPU,
+# the watch as shipped, on polls alone and with --pgdata at intervals from
+# 500 ms to 2 s, and two watchers (a read VIP's beside the primary's).
+# Each set-up waits for a quiet machine (-max-load). Root; about 2 hours for both stacks
 # (BENCH_STACK=sid measures the unstable stack).
 # BENCH_BEFORE=path/to/an/earlier/build adds it to the per-run cost. Results
 # in bench/out/results.md; BENCHMARKS.md says how to read them.

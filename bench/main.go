@@ -37,7 +37,7 @@ func main() {
 	before := flag.String("before", "", "cost: also measure this build of the check (an earlier release), in the same rounds")
 	cpuWindow := flag.Duration("cpu-window", 60*time.Second, "cpu: how long each set-up is measured")
 	only := flag.String("setups", "", "vip, vip-tune, oneshot-tune, watch-tune, cpu: only the set-ups whose name contains one of these, separated by | (default all)")
-	maxLoad := flag.Float64("max-load", 1.5, "vip, cpu: before each set-up, wait until the 1-minute load average is below this (0: do not wait)")
+	maxLoad := flag.Float64("max-load", 1.5, "vip, readvip, cpu: before each set-up, wait until the 1-minute load average is below this (0: do not wait)")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: bench [flags] cost|deadline|vip|readvip|vip-tune|oneshot-tune|watch-tune|cpu ...\n")
 		flag.PrintDefaults()
@@ -129,7 +129,7 @@ func main() {
 			})
 		case "readvip":
 			err = perStack("The read VIP", func(s *cluster.Stack) error {
-				return runReadVIP(ctx, w, s, *bin, *vipReps, logf)
+				return runReadVIP(ctx, w, s, *bin, *vipReps, *maxLoad, logf)
 			})
 		case "vip-tune":
 			err = perStack("VIP movement with other keepalived timings", func(s *cluster.Stack) error {

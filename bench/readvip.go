@@ -38,45 +38,58 @@ func atOnce(cluster.VIPMovements) time.Duration { return 0 }
 // primary's VIP, and the read VIP gated by patroni-vip-check@replica on
 // /replica?lag=16MB), how fast the read VIP leaves a replica that stops qualifying and
 // reaches the other, each trigger reps times.
-func runReadVIP(ctx context.Context, w io.Writer, stack *cluster.Stack, bin string, reps int, logf func(string, ...any)) error {
-	fmt.Fprintf(w, "The read VIP on %s (Patroni %d, keepalived %s, the watch's default interval), seconds, min / median / max of %d runs each: "+
+func runReadVIP(ctx context.Context, w io.Writer, stack *cluster.Stack, bin string, reps int, maxLoad float64, logf func(string, ...any)) error {
+	fmt.Fprintf(w, "The read VIP on %s (Patroni %d, keepalived %s, each watcher as shipped: --pgdata and its default interval), seconds, min / median / max of %d runs each: "+
 		"(b) from the moment the replica stopped qualifying (the trigger; for the lag, the commit that put the replica past the bound; "+
 		"for a switchover to it, Patroni having it as the primary, so that a negative time is before) until the read VIP left the replica, "+
 		"(c) until it was on another replica to stay; how long no node held it, and how long, in all, a node that accepted writes "+
 		"or two nodes did; how often the primary's VIP moved where it should not have (or did not follow the switchover). "+
-		"Patroni loop_wait 1 s; sampled every %v.\n\n",
+		"Patroni loop_wait 1 s; sampled every %v. Load: the 1-minute load average when the set-up began, and the highest seen while it ran.\n\n",
 		stack.Name, stack.PatroniMajor, stack.KeepalivedVersion, reps, samplePeriod)
-	fmt.Fprintf(w, "| trigger | (b) read VIP left the replica | (c) on the other replica | read VIP nowhere | on a node accepting writes | on two nodes | primary's VIP wrong | unsettled |\n")
-	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|\n")
-	c, err := cluster.Start(ctx, cluster.Options{Stack: stack, Mode: cluster.ModeWatch, CheckBinary: bin, ReadVIP: true,
-		PollInterval: samplePeriod, Logf: logf})
+	fmt.Fprintf(w, "| trigger | (b) read VIP left the replica | (c) on the other replica | read VIP nowhere | on a node accepting writes | on two nodes | primary's VIP wrong | unsettled | load |\n")
+	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|\n")
+	load, err := quiet(ctx, maxLoad, "the read VIP")
 	if err != nil {
 		return err
 	}
-	err = measureRead(ctx, w, c, reps, logf)
+	c, err := cluster.Start(ctx, cluster.Options{Stack: stack, Mode: cluster.ModeWatch, CheckBinary: bin, ReadVIP: true,
+		PollInterval: samplePeriod, Logf: logf})
+	if err != nil {
+		load.end()
+		return err
+	}
+	rows, err := measureRead(ctx, c, reps, logf)
+	// The load is known once the set-up is over: its rows wait for it.
+	l := load.end()
+	for _, r := range rows {
+		fmt.Fprintf(w, "%s %s |\n", r, l)
+	}
 	if cerr := c.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
 	return err
 }
 
-func measureRead(ctx context.Context, w io.Writer, c *cluster.Cluster, reps int, logf func(string, ...any)) error {
+// measureRead fires each trigger reps times and returns a table row for each, but for the
+// load cell.
+func measureRead(ctx context.Context, c *cluster.Cluster, reps int, logf func(string, ...any)) ([]string, error) {
+	var rows []string
 	for _, rt := range readTriggers {
 		var gone, onNew, nowhere []float64
 		var writable, double []time.Duration
 		wrong, unsettled := 0, 0
 		for i := 0; i < reps; i++ {
 			if _, err := c.Restore(ctx, 3*time.Minute); err != nil {
-				return fmt.Errorf("restoring before %s: %w", rt.name, err)
+				return rows, fmt.Errorf("restoring before %s: %w", rt.name, err)
 			}
 			if err := c.WaitVIPs(ctx, time.Minute); err != nil {
-				return fmt.Errorf("before %s: %w", rt.name, err)
+				return rows, fmt.Errorf("before %s: %w", rt.name, err)
 			}
 			vm, err := c.MeasureVIPs(ctx, rt.tr(), true)
 			c.ReleaseReplays()
 			if err != nil {
 				if ctx.Err() != nil {
-					return ctx.Err()
+					return rows, ctx.Err()
 				}
 				unsettled++
 				if logf != nil {
@@ -101,34 +114,18 @@ func measureRead(ctx context.Context, w io.Writer, c *cluster.Cluster, reps int,
 					r.ToGone, r.ToOnNew, vm.Fired, vm.Timeline.Format(vm.Trigger))
 			}
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %d | %d |\n", rt.name, durStats(gone), durStats(onNew), durStats(nowhere),
-			sumSec(writable), sumSec(double), wrong, unsettled)
+		rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %d | %d |", rt.name, durStats(gone), durStats(onNew), durStats(nowhere),
+			sumSec(writable), sumSec(double), wrong, unsettled))
 	}
-	return nil
+	return rows, nil
 }
 
-// durStats formats "min / median / max" of seconds; NaN (it never happened) counts as
+// durStats formats "min / median / max" of seconds, which may be negative (the read VIP
+// left before Patroni had its replica as the primary); NaN (it never happened) counts as
 // "never".
 func durStats(v []float64) string {
-	var ok []float64
-	for _, x := range v {
-		if !math.IsNaN(x) {
-			ok = append(ok, x)
-		}
-	}
-	if len(ok) == 0 {
-		return "never"
-	}
-	slices.Sort(ok)
-	med := ok[len(ok)/2]
-	if len(ok)%2 == 0 {
-		med = (ok[len(ok)/2-1] + ok[len(ok)/2]) / 2
-	}
-	s := fmt.Sprintf("%.2f / %.2f / %.2f", ok[0], med, ok[len(ok)-1])
-	if never := len(v) - len(ok); never > 0 {
-		s += fmt.Sprintf(" (never ×%d)", never)
-	}
-	return s
+	ok := slices.DeleteFunc(slices.Clone(v), math.IsNaN)
+	return minMedMax(ok, len(v)-len(ok), 2)
 }
 
 // sumSec is the total of ds in seconds.
