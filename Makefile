@@ -80,7 +80,9 @@ test: deps
 # VIP moved by this check and the example keepalived.conf: switchovers, stop,
 # kill -9, a hung REST API, a node cut off, the DCS down (without and with
 # failsafe_mode), the primary cut from the DCS, quiet logs, a full CPU with
-# clients writing through the VIP, the raw answers of Patroni's health
+# clients writing through the VIP; a read VIP on a replica and an IPv6 VIP,
+# each kept by an instance of the template unit (a replica that stops, lags
+# or loses its watcher, switchovers); the raw answers of Patroni's health
 # endpoints (check/testdata/patroni), the curl and vip-manager baselines; the
 # VIP judged against each PostgreSQL's writes. Once per STACK, the stacks at
 # the same time:
@@ -160,8 +162,11 @@ fuzz:
 # VIP's movement with real Patroni and keepalived on each BENCH_STACK (curl,
 # the one-shot check, the watch behind track_file, vip-manager), through
 # switchovers, crashes and the outages (the DCS down, the primary cut from
-# it, Patroni frozen, a full CPU); and what each costs the node in CPU, the
-# watch at intervals from 50 ms to 1 s. Root; about 2 hours for both stacks
+# it, Patroni frozen, a full CPU); how fast a read VIP leaves a replica that
+# stops, crashes, lags or is promoted; and what each costs the node in CPU,
+# the watch as shipped, on polls alone and with --pgdata at intervals from
+# 500 ms to 2 s, and two watchers (a read VIP's beside the primary's).
+# Each set-up waits for a quiet machine (-max-load). Root; about 2 hours for both stacks
 # (BENCH_STACK=sid measures the unstable stack).
 # BENCH_BEFORE=path/to/an/earlier/build adds it to the per-run cost. Results
 # in bench/out/results.md; BENCHMARKS.md says how to read them.
@@ -170,7 +175,7 @@ BENCH_BEFORE ?=
 bench: build deps
 	mkdir -p bench/out
 	$(GO) run ./bench -bin bin/patroni-vip-check $(if $(BENCH_BEFORE),-before $(BENCH_BEFORE)) -stack $(BENCH_STACK) \
-		-out bench/out/results.md cost deadline vip cpu
+		-out bench/out/results.md cost deadline vip readvip cpu
 
 clean:
 	rm -rf bin dist e2e/out bench/out

@@ -43,6 +43,10 @@ func cpuSetups(bin, repo string, stack *cluster.Stack) ([]cpuSetup, error) {
 				cluster.Options{Mode: cluster.ModeWatch, CheckBinary: bin, WatchArgs: []string{"--interval", iv}, EditKeepalived: vrrp3(adv)}})
 		}
 	}
+	// Two watchers on each node: the primary's VIP and a read VIP's
+	// (keepalived-read-vip.conf, patroni-vip-check@replica), as shipped.
+	s = append(s, cpuSetup{"two watchers: the primary's and the read VIP's (keepalived-read-vip.conf)",
+		cluster.Options{Mode: cluster.ModeWatch, CheckBinary: bin, ReadVIP: true}})
 	if stack.FractionalIntervals {
 		conf, err := os.ReadFile(filepath.Join(repo, "packaging", "keepalived-2.3.conf"))
 		if err != nil {
@@ -119,11 +123,11 @@ func runCPU(ctx context.Context, w io.Writer, stack *cluster.Stack, setups []cpu
 		l := load.end()
 		for _, r := range rows {
 			if s.name == curlOnce {
-				curl[r.role] = r.total
+				curl[r.kind] = r.total
 			}
 			ratio := "–"
-			if curl[r.role] > 0 {
-				ratio = fmt.Sprintf("%.2f", r.total/curl[r.role])
+			if curl[r.kind] > 0 {
+				ratio = fmt.Sprintf("%.2f", r.total/curl[r.kind])
 			}
 			fmt.Fprintf(w, "| %s | %s | %.2f | %s | %s | %s |\n", s.name, r.role, r.total, ratio, r.cells, l)
 		}
@@ -139,7 +143,8 @@ func runCPU(ctx context.Context, w io.Writer, stack *cluster.Stack, setups []cpu
 
 // cpuRow is one node's CPU in a set-up: its total and the cells by kind.
 type cpuRow struct {
-	role  string
+	kind  string  // "primary" or "replica": what × curl compares with
+	role  string  // kind, and what else the node holds ("replica, read VIP")
 	total float64 // ms/s
 	cells string
 }
@@ -161,6 +166,11 @@ func measureCPU(ctx context.Context, c *cluster.Cluster, window time.Duration) (
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	replica := "replica"
+	if h, err := c.ReadHolder(); err == nil {
+		// The replica that holds the read VIP, which its keepalived advertises.
+		nodes[1], replica = h, "replica, read VIP"
+	}
 	before := make([]cluster.CPU, len(nodes))
 	for i, n := range nodes {
 		if before[i], err = n.CPU(); err != nil {
@@ -179,12 +189,12 @@ func measureCPU(ctx context.Context, c *cluster.Cluster, window time.Duration) (
 			return nil, err
 		}
 		by, total := after.Since(before[i])
-		role := "replica"
+		kind, role := "replica", replica
 		if i == 0 {
-			role = "primary"
+			kind, role = "primary", "primary"
 		}
 		ms := func(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
-		rows = append(rows, cpuRow{role: role, total: float64(total) / float64(time.Millisecond),
+		rows = append(rows, cpuRow{kind: kind, role: role, total: float64(total) / float64(time.Millisecond),
 			cells: strings.Join([]string{ms(by[cluster.CPUKeepalived]), ms(by[cluster.CPUWatcher]), ms(by[cluster.CPUPatroni]), ms(by[cluster.CPUPostgres])}, " | ")})
 	}
 	return rows, nil

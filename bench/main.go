@@ -28,18 +28,18 @@ func main() {
 	reps := flag.Int("reps", 10, "deadline: runs of the check per peer")
 	curlCap := flag.Duration("curl-cap", 5*time.Second, "deadline: kill curl after this long")
 	out := flag.String("out", "", "also write the report to this file")
-	vipReps := flag.Int("vip-reps", 5, "vip: runs of each trigger per set-up")
+	vipReps := flag.Int("vip-reps", 5, "vip, readvip: runs of each trigger per set-up")
 	trig := flag.String("triggers", "switchover,graceful stop,kill -9,REST API hung 3 s,kill -9 of the watcher,watcher hung,"+strings.Join(outageTriggers, ","),
 		"vip: triggers, comma-separated (the watcher's only where there is one)")
 	outageReps := flag.Int("outage-reps", 1, "vip: runs of each outage trigger (each lasts longer than a ttl) per set-up")
 	verbose := flag.Bool("v", false, "vip: show cluster progress and each run's timeline")
-	stackNames := flag.String("stack", "debian12", "vip, cpu: the software stacks the clusters run, comma-separated ("+strings.Join(cluster.StackNames, ", ")+")")
+	stackNames := flag.String("stack", "debian12", "vip, readvip, cpu: the software stacks the clusters run, comma-separated ("+strings.Join(cluster.StackNames, ", ")+")")
 	before := flag.String("before", "", "cost: also measure this build of the check (an earlier release), in the same rounds")
 	cpuWindow := flag.Duration("cpu-window", 60*time.Second, "cpu: how long each set-up is measured")
 	only := flag.String("setups", "", "vip, vip-tune, oneshot-tune, watch-tune, cpu: only the set-ups whose name contains one of these, separated by | (default all)")
-	maxLoad := flag.Float64("max-load", 1.5, "vip, cpu: before each set-up, wait until the 1-minute load average is below this (0: do not wait)")
+	maxLoad := flag.Float64("max-load", 1.5, "vip, readvip, cpu: before each set-up, wait until the 1-minute load average is below this (0: do not wait)")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: bench [flags] cost|deadline|vip|vip-tune|oneshot-tune|watch-tune|cpu ...\n")
+		fmt.Fprintf(os.Stderr, "usage: bench [flags] cost|deadline|vip|readvip|vip-tune|oneshot-tune|watch-tune|cpu ...\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -126,6 +126,10 @@ func main() {
 					return err
 				}
 				return runVIP(ctx, w, s, pick(setups, *only), splitList(*trig), *vipReps, *outageReps, *maxLoad, logf)
+			})
+		case "readvip":
+			err = perStack("The read VIP", func(s *cluster.Stack) error {
+				return runReadVIP(ctx, w, s, *bin, *vipReps, *maxLoad, logf)
 			})
 		case "vip-tune":
 			err = perStack("VIP movement with other keepalived timings", func(s *cluster.Stack) error {

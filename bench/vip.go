@@ -321,10 +321,16 @@ func minMedMaxOf[T any](ms []T, f func(T) time.Duration, prec int) string {
 			never++
 		}
 	}
+	return minMedMax(v, never, prec)
+}
+
+// minMedMax formats "min / median / max" of v (seconds) with prec decimals, and how many
+// more runs never saw the event.
+func minMedMax(v []float64, never, prec int) string {
 	if len(v) == 0 {
 		return "never"
 	}
-	slices.Sort(v)
+	v = slices.Sorted(slices.Values(v))
 	med := v[len(v)/2]
 	if len(v)%2 == 0 {
 		med = (v[len(v)/2-1] + v[len(v)/2]) / 2

@@ -70,10 +70,11 @@ type suite struct {
 // TestEndToEnd runs the suite once per stack and set-up — TestEndToEnd/debian12/oneshot/…,
 // TestEndToEnd/sid/watch/… — each on a cluster of its own, all at the same time (each
 // cluster lives in namespaces of its own; their CPU loads, last, take turns: see
-// loadGate), then each stack's baselines one after the other. PVC_STACKS picks
-// stacks ("sid", "debian12 debian13"; default all), PVC_SETUPS set-ups ("oneshot",
-// "watch"; default both), PVC_E2E_SERIAL=1 runs the stacks and the set-ups one after the
-// other.
+// loadGate), then each stack's baselines one after the other, and beside them the watch
+// with a read VIP and an IPv6 VIP (TestEndToEnd/debian12/vips/…, vips_test.go).
+// PVC_STACKS picks stacks ("sid", "debian12 debian13"; default all), PVC_SETUPS set-ups
+// ("oneshot", "watch", "vips"; default all), PVC_E2E_SERIAL=1 runs the stacks and the
+// set-ups one after the other.
 func TestEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	names, err := selectedStacks(os.Getenv("PVC_STACKS"))
@@ -187,6 +188,18 @@ func TestEndToEnd(t *testing.T) {
 			go func() { defer wg.Done(); runSetup() }()
 		}
 		wg.Wait()
+		// The watch with a read VIP and an IPv6 VIP, on a cluster of its own beside
+		// the baselines': as many clusters at once as the set-ups had.
+		var vips sync.WaitGroup
+		switch {
+		case !vipsSelected():
+		case serial:
+			runVIPsSetup(t, stack, root, bin, filepath.Join(logDir, name))
+		default:
+			vips.Add(1)
+			go func() { defer vips.Done(); runVIPsSetup(t, stack, root, bin, filepath.Join(logDir, name)) }()
+		}
+		defer vips.Wait()
 		// The harness's other VIP movers, which the benchmarks compare, each on a
 		// cluster of its own: they must keep working. curl takes the check's place
 		// in the one-shot example.

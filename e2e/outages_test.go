@@ -41,6 +41,11 @@ func (s *suite) unwritableBound(t *testing.T) time.Duration {
 		conf := s.c.KeepalivedConf(1)
 		period, deadline = scriptInterval(t, conf), checkTimeout(t, conf)
 	}
+	return gateBound(period, deadline)
+}
+
+// gateBound is unwritableBound for a gate that asks every period within deadline.
+func gateBound(period, deadline time.Duration) time.Duration {
 	return 2*period + deadline + 2*probePeriod + 500*time.Millisecond
 }
 

@@ -28,7 +28,13 @@ import (
 // grammar.
 func watchConfig(t *testing.T, n *cluster.Node) cmdline.Config {
 	t.Helper()
-	svc := n.Service()
+	return serviceConfig(t, n, n.Service())
+}
+
+// serviceConfig is the command line of node n's watcher svc (a template instance, say),
+// read with the watch's own grammar.
+func serviceConfig(t *testing.T, n *cluster.Node, svc *cluster.Service) cmdline.Config {
+	t.Helper()
 	if svc == nil {
 		t.Fatalf("%s runs no watcher", n.Name)
 	}
@@ -45,12 +51,15 @@ func watchConfig(t *testing.T, n *cluster.Node) cmdline.Config {
 
 // watchesDataDir reports whether node n's watcher holds an inotify watch on its data
 // directory as it is now (its inode: a directory removed and made again is a new one).
-func watchesDataDir(n *cluster.Node) (bool, error) {
+func watchesDataDir(n *cluster.Node) (bool, error) { return serviceWatchesDataDir(n, n.Service()) }
+
+// serviceWatchesDataDir is watchesDataDir for node n's watcher svc.
+func serviceWatchesDataDir(n *cluster.Node, svc *cluster.Service) (bool, error) {
 	var st syscall.Stat_t
 	if err := syscall.Stat(n.DataDir(), &st); err != nil {
 		return false, err
 	}
-	ins, err := system.Host{}.InotifyOf(n.Service().PID())
+	ins, err := system.Host{}.InotifyOf(svc.PID())
 	if err != nil {
 		return false, err
 	}

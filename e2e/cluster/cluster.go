@@ -131,6 +131,19 @@ type Options struct {
 	// 1-based); benchmarks use it to try other timings.
 	EditKeepalived func(node int, conf string) string
 
+	// ReadVIP, in ModeWatch, adds the read VIP (ReadVIP, the address), which one
+	// replica holds (see vips.go): node 1 runs packaging/keepalived-read-vip.conf unless
+	// KeepalivedConf says otherwise, the generator writes it on nodes 2 and 3
+	// (--replica-vip), and every node runs patroni-vip-check@replica, an instance of
+	// the template unit, beside patroni-vip-check.service.
+	ReadVIP bool
+	// IPv6VIP, in ModeWatch, adds an IPv6 VIP (VIP6) that follows the primary: the
+	// nodes get IPv6 addresses (NodeAddr6), Patroni's REST API and PostgreSQL listen
+	// on them too, the generator writes each node a configuration of its own for it
+	// (--instance v6), which keepalived.conf includes, and patroni-vip-check@v6 keeps
+	// its track file, asking Patroni over IPv6.
+	IPv6VIP bool
+
 	// Patroni's DCS timing, seconds. Defaults: ttl 10 (or the stack's MinTTL if higher:
 	// 20 for Patroni 4), loop_wait 1, retry_timeout 4 (Patroni's maintainers ask for
 	// ttl ≥ loop_wait + 2×retry_timeout, patroni/patroni#1016). A ttl below the
@@ -155,6 +168,7 @@ type Options struct {
 	Logf func(format string, args ...any)
 
 	tmpfiles string // packaging/tmpfiles.conf, applied to each node's root
+	template string // packaging/patroni-vip-check@.service, for ReadVIP and IPv6VIP
 }
 
 // Cluster is a running lab. It samples itself in the background (see Timeline) while
@@ -208,6 +222,13 @@ type Node struct {
 	paused  bool
 	cut     bool
 	dcsCut  bool // see CutFromDCS
+
+	// instances are the template unit's instances (ReadVIP, IPv6VIP), by name;
+	// instanceArgs what the generator's comments give each as its PATRONI_VIP_CHECK_ARGS
+	// (none on node 1 for the read VIP: it runs the example).
+	instances    map[string]*Service
+	instanceArgs map[string][]string
+	replayHold   *pgConn // see HoldReplay
 }
 
 var clusterSeq atomic.Int32
@@ -254,6 +275,9 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 			return nil, err
 		}
 	}
+	if (opts.ReadVIP || opts.IPv6VIP) && opts.Mode != ModeWatch {
+		return nil, fmt.Errorf("a read VIP and an IPv6 VIP are set up in ModeWatch only, not %s", opts.Mode)
+	}
 	if opts.Mode != ModeVIPManager {
 		root, err := RepoRoot()
 		if err != nil {
@@ -261,7 +285,10 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		}
 		if opts.KeepalivedConf == "" {
 			name := "keepalived.conf"
-			if opts.Mode == ModeWatch {
+			switch {
+			case opts.ReadVIP:
+				name = "keepalived-read-vip.conf"
+			case opts.Mode == ModeWatch:
 				name = "keepalived-watch.conf"
 			}
 			b, err := os.ReadFile(filepath.Join(root, "packaging", name))
@@ -273,6 +300,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		if opts.UnitFile == "" {
 			opts.UnitFile = filepath.Join(root, "packaging", "patroni-vip-check.service")
 		}
+		opts.template = filepath.Join(root, "packaging", "patroni-vip-check@.service")
 		tmpfiles, err := os.ReadFile(filepath.Join(root, "packaging", "tmpfiles.conf"))
 		if err != nil {
 			return nil, err
@@ -368,7 +396,13 @@ func (c *Cluster) start(ctx context.Context) error {
 		return err
 	}
 	for _, n := range c.nodes {
-		if err := c.writeFile(filepath.Join(n.dir, "patroni.yml"), c.patroniConfig(n)); err != nil {
+		conf := c.patroniConfig(n)
+		if c.opts.IPv6VIP {
+			if conf, err = listenIPv6(conf, n); err != nil {
+				return err
+			}
+		}
+		if err := c.writeFile(filepath.Join(n.dir, "patroni.yml"), conf); err != nil {
 			return err
 		}
 	}
@@ -466,6 +500,9 @@ func (c *Cluster) startNetwork(ctx context.Context) error {
 			[]string{"-n", n.NS, "link", "set", "eth0", "up"},
 		)
 	}
+	if c.opts.IPv6VIP {
+		cmds = append(cmds, c.ipv6Network()...)
+	}
 	for _, args := range cmds {
 		if err := ipCmd(ctx, args...); err != nil {
 			return err
@@ -508,7 +545,7 @@ func (c *Cluster) WaitHealthy(ctx context.Context, timeout time.Duration) (*Node
 			// Every check has seen the cluster as it is now: its last line is the
 			// primary's eligible state, or a replica's "not …".
 			for _, n := range c.nodes {
-				lines, _ := WithoutStalls(n.CheckLog(time.Time{}))
+				lines, _ := WithoutStalls(n.gateLog(time.Time{}))
 				lines = slices.DeleteFunc(lines, WatchFileLine)
 				if len(lines) == 0 {
 					return false, n.Name + ": no check line yet", nil
@@ -642,6 +679,9 @@ func (c *Cluster) Close() error {
 	// namespaces' SIGKILL ends.
 	for _, n := range c.nodes {
 		if svc := n.Service(); svc != nil {
+			svc.Stop()
+		}
+		for _, svc := range n.Instances() {
 			svc.Stop()
 		}
 	}

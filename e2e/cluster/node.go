@@ -348,6 +348,11 @@ func (c *Cluster) startAgents(ctx context.Context) error {
 				if n.genArgs, err = GeneratedWatchArgs(generated); err != nil {
 					return fmt.Errorf("%s: %w", n.Name, err)
 				}
+				if c.opts.ReadVIP {
+					if err := n.setInstanceArgs(ReadInstance, generated, n.ReadURL()); err != nil {
+						return err
+					}
+				}
 			}
 		}
 		if c.opts.Mode == ModeCurl {
@@ -359,12 +364,21 @@ func (c *Cluster) startAgents(ctx context.Context) error {
 		if c.opts.EditKeepalived != nil {
 			conf = c.opts.EditKeepalived(n.Index, conf)
 		}
-		c.keepConf = append(c.keepConf, conf)
 		if err := c.writeFile(filepath.Join(n.dir, "keepalived.conf"), conf); err != nil {
 			return err
 		}
+		if c.opts.IPv6VIP {
+			var err error
+			if conf, err = n.addIPv6Conf(ctx, conf); err != nil {
+				return err
+			}
+		}
+		c.keepConf = append(c.keepConf, conf)
 		if c.opts.Mode == ModeWatch {
 			if err := n.startWatch(ctx, c.opts.UnitFile); err != nil {
+				return err
+			}
+			if err := n.startInstances(ctx); err != nil {
 				return err
 			}
 		}
@@ -407,6 +421,15 @@ func (n *Node) generateKeepalivedConf(ctx context.Context) (string, error) {
 	if v := n.c.opts.KeepalivedFor; v != "" {
 		args = append(args, "--keepalived-version", v)
 	}
+	if n.c.opts.ReadVIP {
+		args = append(args, "--replica-vip", ReadVIP+"/24")
+	}
+	return n.runGenerator(ctx, args)
+}
+
+// runGenerator runs `patroni-vip-check ARGS` (keepalived-conf) on the node as an operator
+// would, and returns what it wrote on stdout.
+func (n *Node) runGenerator(ctx context.Context, args []string) (string, error) {
 	argv := n.c.command(placement{
 		ns: n.NS, env: []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, node: n, overlay: true,
 	}, "/usr/bin/patroni-vip-check", args...)
@@ -553,8 +576,14 @@ func (n *Node) DataDir() string { return filepath.Join(n.pgDir, "data") }
 func (n *Node) watchEnv() string {
 	own := n.genArgs
 	if n.Index == 1 {
-		own = []string{"--pgdata", n.DataDir(), "http://" + n.Addr + ":8008/primary"}
+		own = []string{"--pgdata", n.DataDir(), n.PrimaryURL()}
 	}
+	return n.envFile(own)
+}
+
+// envFile is a watcher's environment file: Options.WatchArgs, then own, the watcher's own
+// arguments, less --pgdata if Options.WatchPollsAlone.
+func (n *Node) envFile(own []string) string {
 	args := append([]string(nil), n.c.opts.WatchArgs...)
 	for i := 0; i < len(own); i++ {
 		if n.c.opts.WatchPollsAlone && own[i] == "--pgdata" && i+1 < len(own) {

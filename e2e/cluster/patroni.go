@@ -200,21 +200,24 @@ type VIPAnswer struct {
 
 // QueryVIP connects with the stack's psql from the switch namespace to the VIP and asks
 // the server which node it is and whether it is in recovery.
-func (c *Cluster) QueryVIP(ctx context.Context) (VIPAnswer, error) {
+func (c *Cluster) QueryVIP(ctx context.Context) (VIPAnswer, error) { return c.QueryAddr(ctx, VIP) }
+
+// QueryAddr is QueryVIP for another address: the read VIP, the IPv6 VIP.
+func (c *Cluster) QueryAddr(ctx context.Context, addr string) (VIPAnswer, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	argv := c.command(placement{ns: c.swNS, env: []string{"PATH=/usr/bin:/bin", "PGCONNECT_TIMEOUT=3", "HOME=" + c.dir}},
-		c.opts.Stack.Psql(), "-X", "-A", "-t", "-q", "-h", VIP, "-U", "postgres", "-d", "postgres",
+		c.opts.Stack.Psql(), "-X", "-A", "-t", "-q", "-h", addr, "-U", "postgres", "-d", "postgres",
 		"-c", "select pg_is_in_recovery(), current_setting('data_directory')")
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = hostEnv
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return VIPAnswer{}, fmt.Errorf("psql to %s: %v: %s", VIP, err, strings.TrimSpace(string(out)))
+		return VIPAnswer{}, fmt.Errorf("psql to %s: %v: %s", addr, err, strings.TrimSpace(string(out)))
 	}
 	rec, dataDir, ok := strings.Cut(strings.TrimSpace(string(out)), "|")
 	if !ok {
-		return VIPAnswer{}, fmt.Errorf("psql to %s: unexpected answer %q", VIP, out)
+		return VIPAnswer{}, fmt.Errorf("psql to %s: unexpected answer %q", addr, out)
 	}
 	a := VIPAnswer{InRecovery: rec == "t"}
 	for _, n := range c.nodes {
@@ -223,7 +226,7 @@ func (c *Cluster) QueryVIP(ctx context.Context) (VIPAnswer, error) {
 		}
 	}
 	if a.Node == "" {
-		return a, fmt.Errorf("psql to %s: unknown data directory %q", VIP, dataDir)
+		return a, fmt.Errorf("psql to %s: unknown data directory %q", addr, dataDir)
 	}
 	return a, nil
 }

@@ -74,6 +74,20 @@ func (n *Node) envFilePath(unitPath string) string {
 // startService runs the unit at unitPath on the node. env is the content of the node's
 // environment file (the first EnvironmentFile of the unit).
 func (n *Node) startService(unitPath string, envFile string) (*Service, error) {
+	return n.startUnit(unitPath, "", envFile)
+}
+
+// startUnit runs the unit at unitPath on the node, or its instance when unitPath is a
+// template (NAME@.service) and instance is not "": its specifiers (%i...) are resolved
+// as systemd resolves them for the instance's name, in its EnvironmentFile paths and its
+// commands. env is the content of the node's environment file (the first
+// EnvironmentFile of the unit, as resolved).
+func (n *Node) startUnit(unitPath, instance, envFile string) (*Service, error) {
+	unit := filepath.Base(unitPath)
+	if instance != "" {
+		unit = strings.Replace(unit, "@.", "@"+instance+".", 1)
+	}
+	spec := unitfile.Specifiers{Unit: unit, Fragment: unitPath}
 	b, err := os.ReadFile(unitPath)
 	if err != nil {
 		return nil, err
@@ -87,6 +101,11 @@ func (n *Node) startService(unitPath string, envFile string) (*Service, error) {
 	}
 	vars := map[string]string{}
 	paths, optional := u.EnvironmentFiles()
+	for i, p := range paths {
+		if paths[i], err = spec.Expand(p); err != nil {
+			return nil, fmt.Errorf("%s: EnvironmentFile=%s: %w", unitPath, p, err)
+		}
+	}
 	if len(paths) > 0 {
 		if err := os.MkdirAll(filepath.Join(n.dir, "etc"), 0o755); err != nil {
 			return nil, err
@@ -104,13 +123,13 @@ func (n *Node) startService(unitPath string, envFile string) (*Service, error) {
 			vars[k] = v
 		}
 	}
-	s := &Service{n: n, name: strings.TrimSuffix(filepath.Base(unitPath), ".service"),
+	s := &Service{n: n, name: strings.TrimSuffix(unit, ".service"),
 		pings: make(chan []string, 16), stop: make(chan struct{}), stopped: make(chan struct{})}
-	if _, s.argv, err = unitfile.Command(u.Get("Service", "ExecStart"), vars); err != nil {
+	if _, s.argv, err = spec.Command(u.Get("Service", "ExecStart"), vars); err != nil {
 		return nil, fmt.Errorf("%s: ExecStart: %w", unitPath, err)
 	}
 	for _, line := range u.All("Service", "ExecStopPost") {
-		_, argv, err := unitfile.Command(line, vars)
+		_, argv, err := spec.Command(line, vars)
 		if err != nil {
 			return nil, fmt.Errorf("%s: ExecStopPost: %w", unitPath, err)
 		}
@@ -145,12 +164,18 @@ func (n *Node) startService(unitPath string, envFile string) (*Service, error) {
 		}
 		s.watchdogSignal = sig
 	}
-	sock := filepath.Join(n.RunDir(), notifyName)
+	// systemd has one notify socket and tells services apart by their PIDs; the
+	// harness gives each service a socket of its own.
+	notify := notifyName
+	if instance != "" {
+		notify = strings.Replace(notifyName, ".sock", "@"+instance+".sock", 1)
+	}
+	sock := filepath.Join(n.RunDir(), notify)
 	_ = os.Remove(sock)
 	if s.notify, err = net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"}); err != nil {
 		return nil, err
 	}
-	s.env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "NOTIFY_SOCKET=/run/" + notifyName}
+	s.env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "NOTIFY_SOCKET=/run/" + notify}
 	if s.watchdog > 0 {
 		s.env = append(s.env, fmt.Sprintf("WATCHDOG_USEC=%d", s.watchdog.Microseconds()))
 	}

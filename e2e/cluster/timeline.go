@@ -28,6 +28,9 @@ type Sample struct {
 	// Writable, per node: its PostgreSQL accepts writes, as the node's write probe last
 	// found (see writeProbe). PostgreSQL's own answer, whatever Patroni says.
 	Writable []bool
+	// Others are the holders of the cluster's other VIPs (ReadVIP, VIP6), by address;
+	// nil in a cluster of one VIP.
+	Others map[string][]string
 }
 
 func (s Sample) role(name string) string {
@@ -82,6 +85,7 @@ func (s Sample) describe() string {
 		}
 		fmt.Fprintf(&b, "  n%d %s%s%s", i+1, orDash(r), w, cut)
 	}
+	b.WriteString(s.describeOthers())
 	return b.String()
 }
 
@@ -432,13 +436,14 @@ const WriteProbeEvery = 100 * time.Millisecond
 const slowProbeEvery = time.Second
 
 // judged reports whether node i's writes matter to the next samples, so that it is
-// asked every WriteProbeEvery: it holds the VIP, it took writes when last asked, or its
-// PostgreSQL is out of recovery (or did not say). Called with p.mu held.
+// asked every WriteProbeEvery: it holds the VIP (or another: the read VIP's holder
+// must never take writes), it took writes when last asked, or its PostgreSQL is out of
+// recovery (or did not say). Called with p.mu held.
 func (p *poller) judged(i int, name string) bool {
 	if p.writes[i].ok || p.roles[i].v != "replica" || time.Since(p.roles[i].at) >= staleAfter {
 		return true
 	}
-	return len(p.samples) == 0 || p.samples[len(p.samples)-1].holds(name)
+	return len(p.samples) == 0 || p.samples[len(p.samples)-1].holds(name) || p.samples[len(p.samples)-1].holdsOther(name)
 }
 
 // hangAfter: a write probe without an answer for this long counts as a PostgreSQL that
@@ -561,6 +566,7 @@ func (p *poller) sample() {
 			s.Holders = append(s.Holders, n.Name)
 		}
 	}
+	p.c.sampleOthers(&s)
 	if up, err := p.c.swLinks.linksUp(); err == nil {
 		for i, n := range p.c.nodes {
 			s.Reachable[i] = up[n.Name]
