@@ -27,8 +27,9 @@ const probePeriod = 100 * time.Millisecond
 // (a period), the next one, which sees it (a second period: keepalived 2.3 may skip a
 // run that would overlap the last), that run's own deadline if Patroni is slow to say
 // so, the probe's and the sampler's periods, and half a second for a machine whose two
-// cores run six clusters. 1.9 s for the watch (200 ms polls, 800 ms deadline), 3.5 s for
-// the one-shot check every second, 1.25 s every 0.2 s (keepalived-2.3.conf, 150 ms).
+// cores run six clusters. 3.1 s for the watch with --pgdata (1 s polls, 400 ms deadline),
+// 1.9 s on polls alone (200 ms, 800 ms), 3.5 s for the one-shot check every second, 1.5 s
+// every 0.2 s (keepalived-2.3.conf, 400 ms).
 func (s *suite) unwritableBound(t *testing.T) time.Duration {
 	period, deadline := 200*time.Millisecond, 800*time.Millisecond
 	switch s.mode {
