@@ -166,7 +166,8 @@ fuzz:
 # stops, crashes, lags or is promoted; and what each costs the node in CPU,
 # the watch as shipped, on polls alone and with --pgdata at intervals from
 # 500 ms to 2 s, and two watchers (a read VIP's beside the primary's).
-# Each set-up waits for a quiet machine (-max-load). Root; about 2 hours for both stacks
+# Each set-up waits for a quiet machine (-max-load). Root; about 3 hours for both
+# stacks, estimated from its parts (never timed as a whole)
 # (BENCH_STACK=sid measures the unstable stack).
 # BENCH_BEFORE=path/to/an/earlier/build adds it to the per-run cost. Results
 # in bench/out/results.md; BENCHMARKS.md says how to read them.
