@@ -80,7 +80,9 @@ test: deps
 # VIP moved by this check and the example keepalived.conf: switchovers, stop,
 # kill -9, a hung REST API, a node cut off, the DCS down (without and with
 # failsafe_mode), the primary cut from the DCS, quiet logs, a full CPU with
-# clients writing through the VIP; a read VIP on a replica and an IPv6 VIP,
+# clients writing through the VIP; the watch woken by PostgreSQL's files
+# (--pgdata), its data directory unreadable, a replica rebuilt (reinit); a
+# read VIP on a replica and an IPv6 VIP,
 # each kept by an instance of the template unit (a replica that stops, lags
 # or loses its watcher, switchovers); the raw answers of Patroni's health
 # endpoints (check/testdata/patroni), the curl and vip-manager baselines; the
