@@ -480,9 +480,9 @@ func (v *vipsSuite) assertFollowed(t *testing.T, vm cluster.VIPMovements, next s
 			t.Errorf("%s: %s did not move to the new primary (gone %s, settled %v)", vm.Scenario, label, sec(m.ToVIPGone), m.Settled)
 		}
 		d := m.FollowDelay()
-		// Woken by PostgreSQL's files, a watcher can add its VIP within the sample in
-		// which the harness still read Patroni's role as it was (as assertMove allows).
-		early := d < 0 && d >= -v.c.SamplePeriod() && m.ToPrimary >= 0 && m.ToVIPOnNew >= 0
+		// Woken by PostgreSQL's files, a watcher can add its VIP before the sample in
+		// which the harness reads Patroni's new role (as assertMove allows).
+		early := d < 0 && d >= -samplerSlack(v.c) && m.ToPrimary >= 0 && m.ToVIPOnNew >= 0
 		switch {
 		case d >= 0 && d <= followBound:
 		case early && !vip.v6 && v.readyBeforeVIP(t, m):
