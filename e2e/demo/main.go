@@ -109,13 +109,14 @@ func run() int {
 		return fail(err)
 	}
 	if mode == cluster.ModeWatch {
-		say("\nWhat you saw: on node 1 patroni-vip-check.service runs\n   patroni-vip-check watch %s\n"+
-			"which asks the node's own Patroni five times a second and keeps %s at 1 while\n"+
+		say("\nWhat you saw: on node 1 patroni-vip-check.service runs\n   %s\n"+
+			"which asks the node's own Patroni at once when PostgreSQL's files in its data directory change\n"+
+			"(a promotion, a stop), and once a second otherwise, and keeps %s at 1 while\n"+
 			"the node is the primary, else 0. keepalived reads that file (packaging/keepalived-watch.conf,\n"+
 			"\"weight 0 reverse\": anything but 1 is FAULT), so only the primary holds the VIP, and a\n"+
 			"watcher that dies or hangs takes the VIP away. It logs a line only when its answer changes.\n"+
 			"Try the check on a node by hand: patroni-vip-check -v --no-state URL",
-			"http://"+c.Nodes()[0].Addr+":8008/primary", cmdline.DefaultTrackFile)
+			strings.Join(c.Nodes()[0].Service().Command(), " "), cmdline.DefaultTrackFile)
 		return 0
 	}
 	say("\nWhat you saw: keepalived on node 1 runs\n   %s\n"+
