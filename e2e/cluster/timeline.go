@@ -156,6 +156,15 @@ func (m Movement) FollowDelay() time.Duration {
 	return m.ToVIPOnNew - m.ToPrimary
 }
 
+// span is how long sample i stands for: until the next one, or a sampler's default
+// period for the last.
+func (tl Timeline) span(i int) time.Duration {
+	if i+1 < len(tl) {
+		return tl[i+1].At.Sub(tl[i].At)
+	}
+	return 100 * time.Millisecond
+}
+
 // Analyze measures a Movement from a timeline that covers the trigger and what followed.
 func (tl Timeline) Analyze(trigger time.Time, old string) Movement {
 	m := Movement{Trigger: trigger, Old: old, ToPrimary: -1, ToVIPGone: -1, ToVIPOnNew: -1, ToUnwritable: -1, Timeline: tl}
@@ -174,10 +183,7 @@ func (tl Timeline) Analyze(trigger time.Time, old string) Movement {
 		if s.At.Before(trigger) {
 			continue
 		}
-		dt := 100 * time.Millisecond
-		if i+1 < len(tl) {
-			dt = tl[i+1].At.Sub(s.At)
-		}
+		dt := tl.span(i)
 		d := s.At.Sub(trigger)
 		if m.New != "" && s.Leader == m.New && s.role(m.New) == RolePrimary {
 			if primaryFrom < 0 {

@@ -442,10 +442,7 @@ func (tl Timeline) AnalyzeRead(trigger time.Time, old string) ReadMovement {
 		if s.At.Before(trigger) {
 			continue
 		}
-		dt := 100 * time.Millisecond
-		if i+1 < len(rt) {
-			dt = rt[i+1].At.Sub(s.At)
-		}
+		dt := rt.span(i)
 		if m.ToGone < 0 && old != "" && !s.holds(old) {
 			m.ToGone = s.At.Sub(trigger)
 		}
