@@ -266,30 +266,9 @@ func (s *suite) run(t *testing.T, logDir string) {
 		t.Fatal("the example keepalived.conf has no vrrp_script or track_file")
 	}
 	s.gate = m[1]
-	t0 := time.Now()
-	c, err := cluster.Start(context.Background(), cluster.Options{
-		Stack: s.stack, Mode: s.mode, CheckBinary: s.bin, KeepalivedConf: s.example, LogDir: logDir, Logf: t.Logf})
-	if err != nil {
-		t.Fatalf("bring-up: %v", err)
-	}
-	t.Logf("bring-up took %.1fs (Patroni ttl %v)", time.Since(t0).Seconds(), c.TTL())
-	t.Cleanup(func() {
-		if err := c.Close(); err != nil {
-			t.Errorf("teardown: %v", err)
-		}
-	})
-	s.c = c
-
-	passed, failed := 0, 0
-	run := func(name string, fn func(t *testing.T)) {
-		start := time.Now()
-		if t.Run(name, fn) {
-			passed++
-		} else {
-			failed++
-		}
-		t.Logf("scenario %q took %.1fs", name, time.Since(start).Seconds())
-	}
+	c := s.bringUp(t, logDir, cluster.Options{Mode: s.mode, KeepalivedConf: s.example})
+	sc := &scenarios{t: t}
+	run := sc.run
 	run("start", s.start)
 	if s.mode == cluster.ModeCheck {
 		// Patroni's answers are the same whatever reads them: captured once per stack.
@@ -308,8 +287,6 @@ func (s *suite) run(t *testing.T, logDir string) {
 	if s.mode == cluster.ModeWatch {
 		run("data directory unreadable", s.pgdataUnreadable)
 		run("replica rebuilt", s.replicaRebuilt)
-	}
-	if s.mode == cluster.ModeWatch {
 		run("kill -9 of the watcher", s.killWatcher)
 		run("watcher stopped", s.stopWatcher)
 		run("track file tampered with", s.tamperTrackFile)
@@ -324,7 +301,43 @@ func (s *suite) run(t *testing.T, logDir string) {
 	// One write each, so that the two stacks' reports do not interleave.
 	fmt.Printf("\n%s: VIP movements, seconds from each trigger (new-prim: VIP on the new primary after Patroni had it; "+
 		"double: on two reachable nodes; unwritable: on a node whose PostgreSQL did not accept writes):\n%s\n%s: %d passed, %d failed\n",
-		t.Name(), cluster.FormatMovements(s.movements), t.Name(), passed, failed)
+		t.Name(), cluster.FormatMovements(s.movements), t.Name(), sc.passed, sc.failed)
+}
+
+// bringUp starts the set-up's cluster from opts, on the suite's stack with its binary and
+// logs in logDir, makes it the suite's, and closes it when t ends.
+func (s *suite) bringUp(t *testing.T, logDir string, opts cluster.Options) *cluster.Cluster {
+	t.Helper()
+	opts.Stack, opts.CheckBinary, opts.LogDir, opts.Logf = s.stack, s.bin, logDir, t.Logf
+	t0 := time.Now()
+	c, err := cluster.Start(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("bring-up: %v", err)
+	}
+	t.Logf("bring-up took %.1fs (Patroni ttl %v)", time.Since(t0).Seconds(), c.TTL())
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("teardown: %v", err)
+		}
+	})
+	s.c = c
+	return c
+}
+
+// scenarios runs a set-up's scenarios in order, each a subtest, and counts how they ended.
+type scenarios struct {
+	t              *testing.T
+	passed, failed int
+}
+
+func (sc *scenarios) run(name string, fn func(t *testing.T)) {
+	start := time.Now()
+	if sc.t.Run(name, fn) {
+		sc.passed++
+	} else {
+		sc.failed++
+	}
+	sc.t.Logf("scenario %q took %.1fs", name, time.Since(start).Seconds())
 }
 
 // start: keepalived accepted the check, the VIP is on the primary alone and carries traffic,

@@ -56,30 +56,9 @@ func (s *vipsSuite) readLagBound(t *testing.T) time.Duration {
 // then prints how each VIP moved.
 func (s *suite) runVIPs(t *testing.T, logDir string) {
 	v := &vipsSuite{suite: s}
-	t0 := time.Now()
-	c, err := cluster.Start(context.Background(), cluster.Options{Stack: s.stack, Mode: cluster.ModeWatch, CheckBinary: s.bin,
-		ReadVIP: true, IPv6VIP: true, LogDir: logDir, Logf: t.Logf})
-	if err != nil {
-		t.Fatalf("bring-up: %v", err)
-	}
-	t.Logf("bring-up took %.1fs (Patroni ttl %v)", time.Since(t0).Seconds(), c.TTL())
-	t.Cleanup(func() {
-		if err := c.Close(); err != nil {
-			t.Errorf("teardown: %v", err)
-		}
-	})
-	s.c = c
-
-	passed, failed := 0, 0
-	run := func(name string, fn func(t *testing.T)) {
-		start := time.Now()
-		if t.Run(name, fn) {
-			passed++
-		} else {
-			failed++
-		}
-		t.Logf("scenario %q took %.1fs", name, time.Since(start).Seconds())
-	}
+	c := s.bringUp(t, logDir, cluster.Options{Mode: cluster.ModeWatch, ReadVIP: true, IPv6VIP: true})
+	sc := &scenarios{t: t}
+	run := sc.run
 	run("start", v.start)
 	run("read VIP's replica stopped", v.replicaStopped)
 	run("read VIP's replica lagging", v.replicaLagging)
@@ -91,7 +70,7 @@ func (s *suite) runVIPs(t *testing.T, logDir string) {
 	}
 	fmt.Printf("\n%s: VIP movements, seconds from each trigger (primary: its VIP; read: the read VIP, from the replica that "+
 		"held it to the one that holds it; writable: on a node whose PostgreSQL accepted writes; v6: the IPv6 VIP):\n%s\n%s: %d passed, %d failed\n",
-		t.Name(), cluster.FormatVIPMovements(v.moves), t.Name(), passed, failed)
+		t.Name(), cluster.FormatVIPMovements(v.moves), t.Name(), sc.passed, sc.failed)
 }
 
 // watchers are the units each node runs, and what each asks.
