@@ -483,14 +483,7 @@ func (n *Node) startWatch(ctx context.Context, unitPath string) error {
 	n.mu.Lock()
 	n.service = svc
 	n.mu.Unlock()
-	return waitFor(ctx, n.Name+": "+svc.name+" ready", 15*time.Second, 10*time.Millisecond, func() (bool, string, error) {
-		for _, e := range svc.Events(time.Time{}) {
-			if e.What == "ready" {
-				return true, "", nil
-			}
-		}
-		return false, "no READY=1 yet", nil
-	})
+	return svc.waitReady(ctx)
 }
 
 // Service is the node's patroni-vip-check.service in ModeWatch, nil otherwise.

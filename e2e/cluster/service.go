@@ -459,3 +459,16 @@ func (n *Node) RestartWatch(ctx context.Context, unit string) error {
 	}
 	return n.startWatch(ctx, path)
 }
+
+// waitReady waits for the service's READY=1, as systemd waits for a Type=notify unit
+// before it starts what is ordered after it.
+func (s *Service) waitReady(ctx context.Context) error {
+	return waitFor(ctx, s.n.Name+": "+s.name+" ready", 15*time.Second, 10*time.Millisecond, func() (bool, string, error) {
+		for _, e := range s.Events(time.Time{}) {
+			if e.What == "ready" {
+				return true, "", nil
+			}
+		}
+		return false, "no READY=1 yet", nil
+	})
+}

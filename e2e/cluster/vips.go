@@ -202,14 +202,7 @@ func (n *Node) startInstance(ctx context.Context, name, url string) error {
 	}
 	n.instances[name] = svc
 	n.mu.Unlock()
-	return waitFor(ctx, n.Name+": "+svc.name+" ready", 15*time.Second, 10*time.Millisecond, func() (bool, string, error) {
-		for _, e := range svc.Events(time.Time{}) {
-			if e.What == "ready" {
-				return true, "", nil
-			}
-		}
-		return false, "no READY=1 yet", nil
-	})
+	return svc.waitReady(ctx)
 }
 
 // Instances are the node's running template instances, by name.
